@@ -1,0 +1,55 @@
+import type { ExclusionReason, Explanation } from './types';
+
+/** How each reason reads in an explanation. */
+const WORDING: Readonly<Record<ExclusionReason, string>> = {
+  down: 'down',
+  'no-apparmor': 'no AppArmor',
+  constraint: 'constraints',
+  capacity: 'capacity',
+  ha: 'the HA rule',
+  refused: 'refused the award',
+  'no-bid': 'no bid',
+};
+
+/**
+ * Reasons that say what the host is or did ("2 down", "1 refused the award", "3 no bid") rather
+ * than a rule that excluded it ("2 excluded by capacity"). Reading "excluded by down" would be odd.
+ */
+const STATES: ReadonlySet<ExclusionReason> = new Set<ExclusionReason>(['down', 'refused', 'no-bid']);
+
+/** Pipeline order, then no-bid: breaks ties between equal counts so the text is deterministic. */
+const ORDER: readonly ExclusionReason[] = ['down', 'no-apparmor', 'constraint', 'refused', 'capacity', 'ha', 'no-bid'];
+
+const hostsPhrase = (n: number): string => `${n} ${n === 1 ? 'host' : 'hosts'}`;
+
+/**
+ * "3 hosts: 2 excluded by capacity, 1 by the HA rule". Reasons most-first (ties in pipeline
+ * order); the first rule-type reason says "excluded by", later ones only "by"; state-type reasons
+ * (down, refused the award, no bid) stand alone. Zero counts are left out. Never empty.
+ */
+export function explanationText(hosts: number, excluded: Partial<Record<ExclusionReason, number>>): string {
+  if (hosts === 0) return '0 hosts: there is no host to place it on';
+  const reasons = ORDER.filter((r) => (excluded[r] ?? 0) > 0).sort(
+    (a, b) => (excluded[b] ?? 0) - (excluded[a] ?? 0) || ORDER.indexOf(a) - ORDER.indexOf(b),
+  );
+  if (reasons.length === 0) return `${hostsPhrase(hosts)}: none excluded`;
+  let saidExcluded = false;
+  const clauses = reasons.map((reason) => {
+    const n = excluded[reason] ?? 0;
+    if (STATES.has(reason)) return `${n} ${WORDING[reason]}`;
+    const verb = saidExcluded ? 'by' : 'excluded by';
+    saidExcluded = true;
+    return `${n} ${verb} ${WORDING[reason]}`;
+  });
+  return `${hostsPhrase(hosts)}: ${clauses.join(', ')}`;
+}
+
+/** Builds an Explanation from per-reason counts, dropping zero counts. */
+export function explanation(hosts: number, counts: Partial<Record<ExclusionReason, number>>): Explanation {
+  const excluded: Partial<Record<ExclusionReason, number>> = {};
+  for (const reason of ORDER) {
+    const n = counts[reason] ?? 0;
+    if (n > 0) excluded[reason] = n;
+  }
+  return { hosts, excluded, text: explanationText(hosts, excluded) };
+}

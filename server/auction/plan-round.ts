@@ -1,0 +1,108 @@
+import { explanation } from './explanation-text';
+import { firstExclusion, pipelineFor, type PlacementRule } from './placement-rules';
+import { RoundState } from './round-state';
+import type { ExclusionReason, HostView, LotView, PlanOptions, RoundPlan } from './types';
+import { assertUniqueIds } from './unique-ids';
+
+/**
+ * Picks the candidate hosts of every lot of a round and groups them into calls for bids.
+ *
+ * A candidate passes every placement rule on the server's own view at the start of the round
+ * (alive, accepts work, constraints, not excluded, advertised free capacity fits, HA group not
+ * already there). Lots are judged one by one against that view: whether several lots fit on one
+ * host together is winner determination's business, after the bids.
+ *
+ * When the fleet is no larger than `maxCandidatesPerLot`, every candidate is called and `random`
+ * is never drawn. Otherwise hosts are visited in a random order (a lazily shuffled index, so a
+ * lot costs O(hosts visited), not O(fleet)) until `maxCandidatesPerLot` candidates are found:
+ * a uniform sample of the candidates, the "power of d choices" that keeps a round's cost flat as
+ * the fleet grows. A lot for which no host passes is visited against the whole fleet and goes to
+ * `unplaceable` with its explanation, and in no call.
+ *
+ * Guarantees: each host appears at most once in `calls` (one call per host per round), with its
+ * lot ids in the order of `lots`; `calls` iterates in the order of `hosts`; each lot is in at
+ * most `maxCandidatesPerLot` calls; the result depends only on the inputs and the sequence of
+ * `random()` values. Throws RangeError on duplicate host or lot ids, or when
+ * `maxCandidatesPerLot` is not an integer >= 1.
+ */
+export function planRound(hosts: readonly HostView[], lots: readonly LotView[], opts: PlanOptions): RoundPlan {
+  const d = opts.maxCandidatesPerLot;
+  if (!Number.isInteger(d) || d < 1) throw new RangeError(`maxCandidatesPerLot must be an integer >= 1, got ${d}`);
+  assertUniqueIds(hosts, 'host');
+  assertUniqueIds(lots, 'lot');
+
+  const state = new RoundState(); // empty: the plan judges against the views alone
+  const lotsOfHost: (string[] | undefined)[] = new Array(hosts.length);
+  const plan: RoundPlan = { calls: new Map(), unplaceable: new Map() };
+
+  for (const lot of lots) {
+    const pipeline = pipelineFor(lot);
+    const counts: Partial<Record<ExclusionReason, number>> = {};
+    const picked =
+      hosts.length <= d
+        ? scanAll(hosts, lot, pipeline, state, counts)
+        : sample(hosts, lot, pipeline, state, counts, d, opts.random);
+    if (picked.length === 0) {
+      plan.unplaceable.set(lot.id, explanation(hosts.length, counts));
+      continue;
+    }
+    for (const i of picked) (lotsOfHost[i] ??= []).push(lot.id);
+  }
+
+  for (let i = 0; i < hosts.length; i++) {
+    const lotIds = lotsOfHost[i];
+    if (lotIds !== undefined) plan.calls.set(hosts[i].id, lotIds);
+  }
+  return plan;
+}
+
+type Counts = Partial<Record<ExclusionReason, number>>;
+
+/** Indices of every host passing the pipeline; counts the others by their first failing rule. */
+function scanAll(
+  hosts: readonly HostView[],
+  lot: LotView,
+  pipeline: readonly PlacementRule[],
+  state: RoundState,
+  counts: Counts,
+): number[] {
+  const picked: number[] = [];
+  for (let i = 0; i < hosts.length; i++) {
+    const reason = firstExclusion(pipeline, hosts[i], lot, state);
+    if (reason === undefined) picked.push(i);
+    else counts[reason] = (counts[reason] ?? 0) + 1;
+  }
+  return picked;
+}
+
+/**
+ * Up to `d` indices of hosts passing the pipeline, a uniform sample of them. Visits hosts in the
+ * order of a Fisher-Yates shuffle built on demand: only the positions swapped so far are stored,
+ * so stopping early costs nothing for the rest of the fleet. `counts` is complete only when the
+ * whole fleet was visited, which is the case whenever fewer than `d` hosts pass.
+ */
+function sample(
+  hosts: readonly HostView[],
+  lot: LotView,
+  pipeline: readonly PlacementRule[],
+  state: RoundState,
+  counts: Counts,
+  d: number,
+  random: () => number,
+): number[] {
+  const n = hosts.length;
+  const swapped = new Map<number, number>(); // position -> host index, where it differs from the identity
+  const picked: number[] = [];
+  for (let pos = 0; pos < n && picked.length < d; pos++) {
+    // Clamp: a random() that returns 1 (or garbage) must not index out of range.
+    const offset = Math.min(n - pos - 1, Math.max(0, Math.floor(random() * (n - pos))) || 0);
+    const other = pos + offset;
+    const atOther = swapped.get(other) ?? other;
+    swapped.set(other, swapped.get(pos) ?? pos);
+    const i = atOther;
+    const reason = firstExclusion(pipeline, hosts[i], lot, state);
+    if (reason === undefined) picked.push(i);
+    else counts[reason] = (counts[reason] ?? 0) + 1;
+  }
+  return picked;
+}

@@ -1,0 +1,104 @@
+// The auction's vocabulary: the views it is given and the answers it returns.
+// Everything here is plain data; the core never sees gRPC messages or database rows.
+
+/** CPU in millicores, memory in MiB: the two dimensions a lot asks for and a host advertises. */
+export interface Resources {
+  cpuMillis: number;
+  memoryMib: number;
+}
+
+/** The server's view of one host at the start of a round. */
+export interface HostView {
+  id: string;
+  pod: string;
+  provider: string;
+  labels: Record<string, string>;
+  /** What the host advertised. */
+  capacity: Resources;
+  /** Already awarded on this host (the server's own bookkeeping, not the agent's word). */
+  allocated: Resources;
+  /** False when the host is down (missed heartbeats). */
+  alive: boolean;
+  /** False e.g. when the host has no AppArmor and was not started with the insecure flag. */
+  acceptsWork: boolean;
+  /** HA groups that already have a replica on this host. */
+  haGroups: ReadonlySet<string>;
+  /** HA groups that already have a replica in this host's pod. Not used yet. */
+  haPodGroups?: ReadonlySet<string>;
+}
+
+/** Hard constraints of a lot. An absent or empty pod/provider means "any". */
+export interface Constraints {
+  pod?: string;
+  provider?: string;
+  /** Every label listed must be present on the host with exactly this value. */
+  labels?: Record<string, string>;
+}
+
+/** One replica to place. */
+export interface LotView {
+  id: string;
+  tenant: string;
+  environment: string;
+  service: string;
+  /** '' when the service is not HA. */
+  haGroup: string;
+  resources: Resources;
+  image: string;
+  constraints: Constraints;
+  /** Hosts that refused or timed out an award for this lot: never asked again. */
+  excludedHosts: ReadonlySet<string>;
+}
+
+/** Why a host cannot take a lot. The order of the placement pipeline is in placement-rules.ts. */
+export type ExclusionReason = 'down' | 'no-apparmor' | 'constraint' | 'capacity' | 'ha' | 'refused' | 'no-bid';
+
+/** Why a lot stays pending: for each host of the fleet, the first reason that excluded it. */
+export interface Explanation {
+  /** Number of hosts in the view the lot was judged against. */
+  hosts: number;
+  /** Hosts per reason; reasons with no host are absent. The counts add up to `hosts`. */
+  excluded: Partial<Record<ExclusionReason, number>>;
+  /** e.g. "3 hosts: 2 excluded by capacity, 1 by the HA rule" (see explanation-text.ts). */
+  text: string;
+}
+
+/** What the auctioneer sends out for one round. */
+export interface RoundPlan {
+  /** hostId -> lot ids: ONE call for bids per candidate host per round. */
+  calls: Map<string, string[]>;
+  /** Lots with no candidate at all, and why. */
+  unplaceable: Map<string, Explanation>;
+}
+
+export interface PlanOptions {
+  /** d in "power of d choices": a lot samples this many candidates when it has more. Integer >= 1. */
+  maxCandidatesPerLot: number;
+  /** Uniform in [0, 1). Injected so that a round can be replayed from its seed. */
+  random: () => number;
+}
+
+/** A host's price for a lot; lower is better. */
+export interface BidView {
+  hostId: string;
+  lotId: string;
+  price: number;
+}
+
+/** A host saying it cannot take a lot. `reason` may be an ExclusionReason or free text. */
+export interface DeclineView {
+  hostId: string;
+  lotId: string;
+  reason: string;
+}
+
+export interface Award {
+  lotId: string;
+  hostId: string;
+  price: number;
+}
+
+export interface RoundResult {
+  awards: Award[];
+  pending: Map<string, Explanation>;
+}
