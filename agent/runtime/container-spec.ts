@@ -1,0 +1,279 @@
+import type { ContainerSpec } from '../../gen/podium/v1/agent';
+import { nameHash, namePart } from './name-part';
+
+/**
+ * From the server's ContainerSpec to the body of Docker's POST /containers/create, with the
+ * hardening of the design's security model built in rather than left to the caller: every
+ * capability dropped but those the service type needs, no-new-privileges, Docker's default
+ * seccomp profile (never "unconfined"), memory (without swap), CPU and process-count limits, no
+ * privileged mode, the environment's own network (never the host's or the shared bridge), no
+ * Docker socket or any other host path inside, and no restart policy (the agent owns restarts).
+ *
+ * Everything here is pure: no I/O, no clock. Invalid input throws `ContainerSpecError`.
+ */
+
+export const LABEL_HOST = 'podium.host';
+export const LABEL_SERVICE = 'podium.service';
+export const LABEL_INSTANCE = 'podium.instance';
+export const LABEL_ENVIRONMENT = 'podium.environment';
+export const LABEL_TENANT = 'podium.tenant';
+/** Set only for replicas of an HA group: a restarted agent rebuilds from labels which HA groups
+ *  it already holds, and bids from that. */
+export const LABEL_HA_GROUP = 'podium.ha-group';
+
+/** Processes per container unless the caller says otherwise: a fork bomb stops here, a web server
+ *  or database with worker processes does not. */
+export const DEFAULT_PIDS_LIMIT = 256;
+
+/** Docker refuses memory limits under 6 MiB. */
+const MIN_MEMORY_MIB = 6;
+
+/**
+ * Capabilities a service type may ask for: Docker's default set less NET_RAW (packet forging on
+ * the environment's network) and MKNOD (device nodes). Anything else (SYS_ADMIN, NET_ADMIN,
+ * SYS_PTRACE, "ALL", …) is a request to leave the container, and is refused even from the server.
+ */
+export const ALLOWED_CAPABILITIES: ReadonlySet<string> = new Set([
+  'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
+]);
+
+/** The fields of ContainerSpec this module knows how to confine. A field added to the contract
+ *  (ports, volumes, devices…) is refused until this module learns what it means: fail closed. */
+const KNOWN_SPEC_FIELDS: ReadonlySet<string> = new Set([
+  'instanceId',
+  'tenant',
+  'environment',
+  'service',
+  'image',
+  'command',
+  'resources',
+  'capabilities',
+  // Placement only: it changes where a container runs, not how it is confined.
+  'haGroup',
+]);
+
+/** Network modes that would put a container outside its environment's network. */
+const FORBIDDEN_NETWORKS: ReadonlySet<string> = new Set(['host', 'bridge', 'default', 'none']);
+
+/** Host paths that hand out control of the host: Docker's and containerd's API sockets. */
+const ENGINE_SOCKETS = /(docker|containerd|podman|crio)\.sock|\/run\/containerd|\/var\/lib\/docker/;
+
+const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+
+export class ContainerSpecError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ContainerSpecError';
+  }
+}
+
+export interface ContainerBodyOptions {
+  hostId: string;
+  /** The environment's network on this host (see networkName). */
+  network: string;
+  /** AppArmor profile to ask Docker for, or null where the kernel has none. */
+  apparmorProfile: string | null;
+  pidsLimit?: number;
+  /** Read-only root filesystem with tmpfs on /tmp and /run, where the service type allows it. */
+  readOnlyRoot?: boolean;
+}
+
+/** The parts of Docker's create body this module sets (and that tests read back). */
+export interface ContainerCreateBody {
+  Image: string;
+  Cmd?: string[];
+  Labels: Record<string, string>;
+  HostConfig: {
+    Memory: number;
+    MemorySwap: number;
+    NanoCpus: number;
+    PidsLimit: number;
+    CapDrop: string[];
+    CapAdd: string[];
+    SecurityOpt: string[];
+    Privileged: boolean;
+    NetworkMode: string;
+    RestartPolicy: { Name: string; MaximumRetryCount?: number };
+    Init: boolean;
+    ReadonlyRootfs: boolean;
+    Tmpfs?: Record<string, string>;
+    IpcMode: string;
+    CgroupnsMode: string;
+    LogConfig: { Type: string; Config: Record<string, string> };
+    Binds?: unknown;
+    Mounts?: unknown;
+    Devices?: unknown;
+    VolumesFrom?: unknown;
+    PidMode?: string;
+    UsernsMode?: string;
+  };
+}
+
+/** Builds the create body for `spec` on host `opts.hostId`. Throws ContainerSpecError when the spec
+ *  or the options would weaken the container's confinement; never returns a body that fails
+ *  assertConfined. */
+export function containerBody(spec: ContainerSpec, opts: ContainerBodyOptions): ContainerCreateBody {
+  checkSpec(spec);
+  if (opts.hostId === '') throw new ContainerSpecError('hostId is empty');
+  checkNetwork(opts.network);
+  if (opts.apparmorProfile !== null) checkProfileName(opts.apparmorProfile);
+  const pidsLimit = opts.pidsLimit ?? DEFAULT_PIDS_LIMIT;
+  if (!Number.isInteger(pidsLimit) || pidsLimit <= 0) throw new ContainerSpecError(`pidsLimit must be a positive integer, got ${pidsLimit}`);
+
+  const resources = spec.resources!;
+  const memoryBytes = resources.memoryMib * 1024 * 1024;
+  const securityOpt = ['no-new-privileges:true'];
+  if (opts.apparmorProfile !== null) securityOpt.push(`apparmor=${opts.apparmorProfile}`);
+
+  const body: ContainerCreateBody = {
+    Image: spec.image,
+    Labels: {
+      [LABEL_HOST]: opts.hostId,
+      [LABEL_SERVICE]: spec.service,
+      [LABEL_INSTANCE]: spec.instanceId,
+      [LABEL_ENVIRONMENT]: spec.environment,
+      [LABEL_TENANT]: spec.tenant,
+    },
+    HostConfig: {
+      Memory: memoryBytes,
+      // Equal to Memory: no swap on top of the limit, so the limit is the limit.
+      MemorySwap: memoryBytes,
+      NanoCpus: resources.cpuMillis * 1_000_000,
+      PidsLimit: pidsLimit,
+      CapDrop: ['ALL'],
+      CapAdd: normalizeCapabilities(spec.capabilities),
+      // No seccomp= entry: Docker then applies its default seccomp profile.
+      SecurityOpt: securityOpt,
+      Privileged: false,
+      NetworkMode: opts.network,
+      // The agent restarts what the server wants running; Docker restarting on its own would
+      // race the agent and hide crashes from it.
+      RestartPolicy: { Name: 'no' },
+      // A minimal init as PID 1 reaps zombies and forwards signals for images that lack one.
+      Init: true,
+      ReadonlyRootfs: opts.readOnlyRoot === true,
+      IpcMode: 'private',
+      // Its own cgroup namespace: the container sees its cgroup as "/", not the host's layout.
+      CgroupnsMode: 'private',
+      // Bounded logs: a chatty (or hostile) service cannot fill the host's disk through Docker.
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+    },
+  };
+  if (typeof spec.haGroup === 'string' && spec.haGroup !== '') body.Labels[LABEL_HA_GROUP] = spec.haGroup;
+  if (spec.command.length > 0) body.Cmd = [...spec.command];
+  if (opts.readOnlyRoot === true) {
+    body.HostConfig.Tmpfs = { '/tmp': 'rw,nosuid,nodev,size=64m', '/run': 'rw,nosuid,nodev,noexec,size=16m' };
+  }
+  assertConfined(body);
+  return body;
+}
+
+/**
+ * Throws unless `body` keeps the container confined: not privileged, all capabilities dropped and
+ * only allowed ones added, no-new-privileges on, seccomp not disabled, AppArmor not "unconfined",
+ * memory/CPU/pids limits set, not on the host's (or any shared) network or namespaces, and nothing
+ * of the host mounted (the Docker socket above all). For any code that edits a body after
+ * containerBody built it.
+ */
+export function assertConfined(body: ContainerCreateBody): void {
+  const h = body.HostConfig;
+  const fail = (why: string): never => {
+    throw new ContainerSpecError(`refusing container body: ${why}`);
+  };
+  if (h === undefined || h === null) fail('no HostConfig');
+  if (h.Privileged !== false) fail('privileged mode');
+  if (h.CapDrop.length !== 1 || h.CapDrop[0] !== 'ALL') fail('capabilities not all dropped');
+  for (const cap of h.CapAdd) if (!ALLOWED_CAPABILITIES.has(cap)) fail(`capability ${cap} is not allowed`);
+  if (!h.SecurityOpt.includes('no-new-privileges:true')) fail('no-new-privileges is off');
+  for (const opt of h.SecurityOpt) {
+    if (/^seccomp[=:]/.test(opt)) fail(`${opt}: only the default seccomp profile is allowed`);
+    if (/^apparmor[=:]unconfined$/.test(opt)) fail('apparmor=unconfined');
+    if (/^label[=:]disable$/.test(opt)) fail('label=disable');
+  }
+  if (!(h.Memory > 0) || h.MemorySwap !== h.Memory) fail('memory limit missing or swap allowed');
+  if (!(h.NanoCpus > 0)) fail('no CPU limit');
+  if (!(h.PidsLimit > 0)) fail('no pids limit');
+  if (FORBIDDEN_NETWORKS.has(h.NetworkMode) || h.NetworkMode.startsWith('container:')) fail(`network mode ${h.NetworkMode}`);
+  if (h.PidMode !== undefined && h.PidMode !== '') fail(`pid mode ${h.PidMode}`);
+  if (h.UsernsMode !== undefined && h.UsernsMode !== '') fail(`userns mode ${h.UsernsMode}`);
+  if (h.IpcMode !== 'private') fail(`ipc mode ${h.IpcMode}`);
+  for (const key of ['Binds', 'Mounts', 'Devices', 'VolumesFrom'] as const) {
+    const value = h[key];
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) continue;
+    const text = JSON.stringify(value);
+    if (ENGINE_SOCKETS.test(text)) fail(`${key} would put the container engine's socket inside: ${text}`);
+    fail(`${key}: host paths and devices are not mounted into customer containers`);
+  }
+}
+
+/** `podium-<host>-<service>-<short instance>`, in Docker's name charset. The short instance is
+ *  the instance id when it has at most 12 name characters, else its first 8 and 4 hex of its hash,
+ *  so that ids sharing a long prefix still differ. Labels, not names, identify an instance. */
+export function containerName(spec: Pick<ContainerSpec, 'service' | 'instanceId'>, hostId: string): string {
+  const compact = spec.instanceId.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const short = compact === '' ? nameHash([spec.instanceId], 12) : compact.length <= 12 ? compact : `${compact.slice(0, 8)}${nameHash([spec.instanceId], 4)}`;
+  return `podium-${namePart(hostId, 24)}-${namePart(spec.service, 32)}-${short}`;
+}
+
+/** The Docker network of one environment of one tenant on one host:
+ *  `podium-<host>-<tenant>-<environment>-<hash>`. The hash of the raw (tenant, environment) makes
+ *  the name unique per environment even when the readable parts sanitize to the same text. */
+export function networkName(hostId: string, tenant: string, environment: string): string {
+  return `podium-${namePart(hostId, 24)}-${namePart(tenant, 24)}-${namePart(environment, 24)}-${nameHash([tenant, environment])}`;
+}
+
+/** Docker and AppArmor capability names: upper case, without "CAP_", sorted, no duplicates.
+ *  Throws for anything outside ALLOWED_CAPABILITIES. */
+export function normalizeCapabilities(capabilities: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const raw of capabilities) {
+    const cap = raw.trim().toUpperCase().replace(/^CAP_/, '');
+    if (!ALLOWED_CAPABILITIES.has(cap)) {
+      throw new ContainerSpecError(`capability ${JSON.stringify(raw)} is not allowed (allowed: ${[...ALLOWED_CAPABILITIES].join(', ')})`);
+    }
+    out.add(cap);
+  }
+  return [...out].sort();
+}
+
+function checkSpec(spec: ContainerSpec): void {
+  for (const key of Object.keys(spec)) {
+    if (!KNOWN_SPEC_FIELDS.has(key)) {
+      throw new ContainerSpecError(`field ${JSON.stringify(key)} of the container spec is not known to this agent; refusing rather than ignoring it`);
+    }
+  }
+  for (const key of ['instanceId', 'tenant', 'environment', 'service', 'image'] as const) {
+    if (typeof spec[key] !== 'string' || spec[key] === '') throw new ContainerSpecError(`${key} is empty`);
+  }
+  if (!Array.isArray(spec.command) || spec.command.some((part) => typeof part !== 'string')) {
+    throw new ContainerSpecError('command must be a list of strings');
+  }
+  const r = spec.resources;
+  if (r === undefined || r === null) throw new ContainerSpecError('resources are required: every container runs with memory and CPU limits');
+  if (!Number.isInteger(r.cpuMillis) || r.cpuMillis <= 0) throw new ContainerSpecError(`cpuMillis must be a positive integer, got ${r.cpuMillis}`);
+  if (!Number.isInteger(r.memoryMib) || r.memoryMib < MIN_MEMORY_MIB) {
+    throw new ContainerSpecError(`memoryMib must be an integer of at least ${MIN_MEMORY_MIB}, got ${r.memoryMib}`);
+  }
+  if (!Array.isArray(spec.capabilities)) throw new ContainerSpecError('capabilities must be a list');
+}
+
+function checkNetwork(network: string): void {
+  if (network === '' || FORBIDDEN_NETWORKS.has(network) || network.startsWith('container:')) {
+    throw new ContainerSpecError(`network ${JSON.stringify(network)}: a container joins its environment's own network only`);
+  }
+}
+
+function checkProfileName(name: string): void {
+  if (name === 'unconfined' || !PROFILE_NAME.test(name)) throw new ContainerSpecError(`AppArmor profile ${JSON.stringify(name)} is not allowed`);
+}

@@ -1,0 +1,450 @@
+import Modem from 'docker-modem';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+
+/**
+ * The agent's client of the Docker Engine API, over docker-modem's `dial` against the versioned
+ * API (/v1.41, Docker 20.10), so that a newer engine answers the way this code was written for.
+ *
+ * Every call names its operation; a failure becomes a `DockerEngineError` whose message is
+ * "<operation>: <Docker's message>" and which keeps the HTTP status as `statusCode` (undefined when
+ * the engine was not reached at all). Calls that are idempotent by nature (stop, remove) treat
+ * "already done" answers (304, 404) as success, so that reconciliation can repeat them freely.
+ */
+
+export const DOCKER_API_VERSION = 'v1.41';
+
+export class DockerEngineError extends Error {
+  readonly operation: string;
+  readonly statusCode: number | undefined;
+
+  constructor(operation: string, dockerMessage: string, statusCode?: number) {
+    super(`${operation}: ${dockerMessage}`);
+    this.name = 'DockerEngineError';
+    this.operation = operation;
+    this.statusCode = statusCode;
+  }
+}
+
+export interface EngineInfo {
+  cpus: number;
+  memoryMib: number;
+  name: string;
+}
+
+export interface ContainerSummary {
+  id: string;
+  labels: Record<string, string>;
+  running: boolean;
+  state: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+
+interface Call {
+  /** Names the operation in errors and logs, e.g. "create container podium-h1-web-1234". */
+  op: string;
+  method: Method;
+  /** Path below /v1.41, without a query string. */
+  path: string;
+  query?: Record<string, string | number | boolean | string[] | object | undefined>;
+  body?: unknown;
+  file?: Buffer | NodeJS.ReadableStream;
+  /** Statuses that mean success. */
+  ok: number[];
+  /** Statuses that mean "already so": the call resolves with undefined. */
+  tolerate?: number[];
+  stream?: boolean;
+}
+
+/** Container ids and names, network ids and names, exec ids: one path segment, nothing that could
+ *  climb out of it ("..", "/", "?"). */
+const PATH_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/** Image references: repository[:tag][@digest], with an optional registry host[:port]. */
+const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/;
+
+/** Most exec output the engine keeps in memory per stream; the rest is dropped (and said so). */
+const EXEC_OUTPUT_LIMIT = 1 << 20;
+
+export class DockerEngine {
+  private readonly modem: Modem;
+  private readonly log: Logger | undefined;
+  /** ensureNetwork calls in flight, by name: concurrent callers in this process share one create. */
+  private readonly networksInFlight = new Map<string, Promise<string>>();
+
+  constructor(opts: { socketPath: string; logger?: Logger }) {
+    // No modem timeout: a stop waits for the container's grace period and an import streams a
+    // whole root filesystem; both would be cut by a blanket request timeout.
+    this.modem = new Modem({ socketPath: opts.socketPath, version: DOCKER_API_VERSION });
+    this.log = opts.logger?.child({ module: 'docker-engine' });
+  }
+
+  /** Resolves when the engine answers /_ping. */
+  async ping(): Promise<void> {
+    await this.call({ op: 'ping', method: 'GET', path: '/_ping', ok: [200] });
+  }
+
+  /** The host's resources as the engine sees them (memory rounded down to whole MiB). */
+  async info(): Promise<EngineInfo> {
+    const info = (await this.call({ op: 'info', method: 'GET', path: '/info', ok: [200] })) as {
+      NCPU: number;
+      MemTotal: number;
+      Name: string;
+    };
+    return { cpus: info.NCPU, memoryMib: Math.floor(info.MemTotal / (1024 * 1024)), name: info.Name };
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    checkImageRef(ref);
+    try {
+      await this.call({ op: `inspect image ${ref}`, method: 'GET', path: `/images/${ref}/json`, ok: [200] });
+      return true;
+    } catch (err) {
+      if (err instanceof DockerEngineError && err.statusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Imports a root filesystem tar as image `ref` (POST /images/create?fromSrc=-). `changes` are
+   * Dockerfile instructions applied to the image config (e.g. "WORKDIR /var/www").
+   * The engine reports import failures inside a 200 progress stream; they are thrown here.
+   */
+  async importImage(ref: string, tar: NodeJS.ReadableStream | Buffer, changes: string[] = []): Promise<void> {
+    const { repo, tag } = splitRef(ref);
+    const op = `import image ${ref}`;
+    const result = await this.call({
+      op,
+      method: 'POST',
+      path: '/images/create',
+      query: { fromSrc: '-', repo, tag, changes: changes.length > 0 ? changes : undefined },
+      file: tar,
+      ok: [200],
+    });
+    const failure = progressError(result);
+    if (failure !== undefined) throw new DockerEngineError(op, failure, 200);
+  }
+
+  /** Removes the tag `ref` (and the image when it was its last tag). Tolerates a missing image. */
+  async removeImage(ref: string): Promise<void> {
+    checkImageRef(ref);
+    await this.call({ op: `remove image ${ref}`, method: 'DELETE', path: `/images/${ref}`, ok: [200], tolerate: [404] });
+  }
+
+  /**
+   * Returns the id of the bridge network `name`, creating it with `labels` when missing. A network
+   * of that name whose labels differ from `labels` is refused rather than joined: a per-environment
+   * network shared by mistake would break tenant isolation. Concurrent calls in this process share
+   * one create; a 409 from a create elsewhere (another agent on the same engine) is resolved by
+   * reading the network the winner created.
+   */
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<string> {
+    checkSegment(name, 'network name');
+    const pending = this.networksInFlight.get(name);
+    if (pending !== undefined) return pending;
+    const work = this.ensureNetworkOnce(name, labels).finally(() => this.networksInFlight.delete(name));
+    this.networksInFlight.set(name, work);
+    return work;
+  }
+
+  /** Removes a network by id or name. Tolerates a missing one. */
+  async removeNetwork(idOrName: string): Promise<void> {
+    checkSegment(idOrName, 'network');
+    await this.call({ op: `remove network ${idOrName}`, method: 'DELETE', path: `/networks/${idOrName}`, ok: [204, 200], tolerate: [404] });
+  }
+
+  /** Every container (running or not) that carries all the labels of `labelFilter`. */
+  async listContainers(labelFilter: Record<string, string>): Promise<ContainerSummary[]> {
+    const label = Object.entries(labelFilter).map(([k, v]) => `${k}=${v}`);
+    const list = (await this.call({
+      op: 'list containers',
+      method: 'GET',
+      path: '/containers/json',
+      query: { all: true, filters: { label } },
+      ok: [200],
+    })) as Array<{ Id: string; Labels: Record<string, string> | null; State: string }>;
+    return list.map((c) => ({ id: c.Id, labels: c.Labels ?? {}, running: c.State === 'running', state: c.State }));
+  }
+
+  /** Creates container `name` from a create body (see containerBody) and returns its id. */
+  async createContainer(name: string, body: object): Promise<string> {
+    checkSegment(name, 'container name');
+    const op = `create container ${name}`;
+    const created = (await this.call({ op, method: 'POST', path: '/containers/create', query: { name }, body, ok: [201] })) as {
+      Id: string;
+      Warnings: string[] | null;
+    };
+    // A warning here is a limit the engine could not apply (e.g. no swap accounting): log it.
+    for (const warning of created.Warnings ?? []) this.log?.warn({ container: name, warning }, 'docker create warning');
+    return created.Id;
+  }
+
+  /** Starts a container; one already running is left as it is. */
+  async startContainer(id: string): Promise<void> {
+    checkSegment(id, 'container');
+    await this.call({ op: `start container ${id}`, method: 'POST', path: `/containers/${id}/start`, ok: [204], tolerate: [304] });
+  }
+
+  /** Stops a container, killing it after `timeoutSeconds`. Already stopped or gone is success. */
+  async stopContainer(id: string, timeoutSeconds: number): Promise<void> {
+    checkSegment(id, 'container');
+    await this.call({
+      op: `stop container ${id}`,
+      method: 'POST',
+      path: `/containers/${id}/stop`,
+      query: { t: Math.max(0, Math.floor(timeoutSeconds)) },
+      ok: [204],
+      tolerate: [304, 404],
+    });
+  }
+
+  /** Removes a container, running or not, with its anonymous volumes. Gone already is success. */
+  async removeContainer(id: string): Promise<void> {
+    checkSegment(id, 'container');
+    await this.call({
+      op: `remove container ${id}`,
+      method: 'DELETE',
+      path: `/containers/${id}`,
+      query: { force: true, v: true },
+      ok: [204],
+      tolerate: [404],
+    });
+  }
+
+  /** The engine's full inspect document for a container (GET /containers/{id}/json). */
+  async inspectContainer(id: string): Promise<any> {
+    checkSegment(id, 'container');
+    return this.call({ op: `inspect container ${id}`, method: 'GET', path: `/containers/${id}/json`, ok: [200] });
+  }
+
+  /**
+   * Runs `cmd` inside a running container (as the container's user, with its capabilities,
+   * no-new-privileges and profile) and returns its exit code and output. Each stream keeps at
+   * most 1 MiB.
+   */
+  async execInContainer(id: string, cmd: string[]): Promise<ExecResult> {
+    checkSegment(id, 'container');
+    const op = `exec in container ${id}`;
+    const exec = (await this.call({
+      op,
+      method: 'POST',
+      path: `/containers/${id}/exec`,
+      body: { AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false, Cmd: cmd },
+      ok: [201],
+    })) as { Id: string };
+    checkSegment(exec.Id, 'exec');
+    const res = (await this.call({
+      op,
+      method: 'POST',
+      path: `/exec/${exec.Id}/start`,
+      body: { Detach: false, Tty: false },
+      ok: [200],
+      stream: true,
+    })) as IncomingMessage;
+    const stdout = new Capture();
+    const stderr = new Capture();
+    await new Promise<void>((resolve, reject) => {
+      this.modem.demuxStream(res, stdout.asStream(), stderr.asStream());
+      res.on('end', resolve);
+      res.on('close', resolve);
+      res.on('error', (err) => reject(new DockerEngineError(op, err.message)));
+    });
+    const state = (await this.call({ op, method: 'GET', path: `/exec/${exec.Id}/json`, ok: [200] })) as { ExitCode: number | null };
+    return { exitCode: state.ExitCode ?? -1, stdout: stdout.text(), stderr: stderr.text() };
+  }
+
+  private async ensureNetworkOnce(name: string, labels: Record<string, string>): Promise<string> {
+    const existing = await this.findNetwork(name, labels);
+    if (existing !== undefined) return existing;
+    let createdId: string | undefined;
+    try {
+      const created = (await this.call({
+        op: `create network ${name}`,
+        method: 'POST',
+        path: '/networks/create',
+        // CheckDuplicate makes the engine answer 409 when the name exists when it looks; it does
+        // not serialize two creates in flight, which can both succeed (seen on 20.10).
+        body: { Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels },
+        ok: [201],
+      })) as { Id: string };
+      createdId = created.Id;
+    } catch (err) {
+      if (!(err instanceof DockerEngineError) || err.statusCode !== 409) throw err;
+    }
+    // Whoever raced us, every racer keeps the oldest network of that name and removes its own
+    // if it is not that one, so duplicates from concurrent creates do not survive.
+    const winner = await this.findNetwork(name, labels);
+    if (winner === undefined) throw new DockerEngineError(`create network ${name}`, 'network not found after create');
+    if (createdId !== undefined && createdId !== winner) {
+      await this.removeNetwork(createdId).catch((err: Error) => this.log?.warn({ network: name, err: err.message }, 'could not remove duplicate network'));
+    } else if (createdId !== undefined) {
+      this.log?.info({ network: name }, 'network created');
+    }
+    return winner;
+  }
+
+  /** The id of the oldest network named exactly `name` (the list filter matches substrings), after
+   *  checking that it carries `labels`; undefined when there is none. */
+  private async findNetwork(name: string, labels: Record<string, string>): Promise<string | undefined> {
+    const op = `inspect network ${name}`;
+    const list = (await this.call({
+      op,
+      method: 'GET',
+      path: '/networks',
+      query: { filters: { name: [name] } },
+      ok: [200],
+    })) as Array<{ Id: string; Name: string; Created: string; Labels: Record<string, string> | null }>;
+    const same = list.filter((n) => n.Name === name).sort((a, b) => compareCreated(a.Created, b.Created) || (a.Id < b.Id ? -1 : 1));
+    const net = same[0];
+    if (net === undefined) return undefined;
+    const have = net.Labels ?? {};
+    for (const [key, value] of Object.entries(labels)) {
+      if (have[key] !== value) {
+        throw new DockerEngineError(op, `network exists with label ${key}=${JSON.stringify(have[key] ?? null)}, expected ${JSON.stringify(value)}`);
+      }
+    }
+    return net.Id;
+  }
+
+  /** One request through docker-modem. Resolves with the parsed JSON (or a Buffer when the answer
+   *  is not JSON, or the response stream when `stream`), undefined for a tolerated status. */
+  private call(c: Call): Promise<unknown> {
+    const statusCodes: Record<number, boolean> = {};
+    for (const s of c.ok) statusCodes[s] = true;
+    const query = c.query === undefined ? undefined : definedOnly(c.query);
+    const options: Record<string, unknown> = {};
+    if (query !== undefined) options._query = query;
+    // docker-modem sends `_body` (or, without it, the whole options object) as the JSON body of a
+    // POST; '{}' is sent as no body at all.
+    if (c.method === 'POST') options._body = c.body ?? {};
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      this.modem.dial(
+        {
+          path: query !== undefined ? `${c.path}?` : c.path,
+          method: c.method,
+          options,
+          file: c.file,
+          isStream: c.stream === true,
+          statusCodes,
+        },
+        (err, result) => {
+          const status = (err as { statusCode?: number } | null)?.statusCode;
+          this.log?.debug({ op: c.op, status, ms: Date.now() - started }, 'docker call');
+          if (err === null) return resolve(result ?? undefined);
+          if (status !== undefined && c.tolerate?.includes(status)) return resolve(undefined);
+          reject(new DockerEngineError(c.op, dockerMessage(err), status));
+        },
+      );
+    });
+  }
+}
+
+/** Docker's own words from a docker-modem error: the JSON `message` of the answer when there is one,
+ *  the transport error otherwise (ENOENT, ECONNREFUSED). */
+function dockerMessage(err: Error): string {
+  const json = (err as { json?: unknown }).json;
+  if (json !== null && typeof json === 'object' && !Buffer.isBuffer(json)) {
+    const message = (json as { message?: unknown }).message;
+    if (typeof message === 'string' && message !== '') return message;
+  }
+  if (Buffer.isBuffer(json) && json.length > 0) return json.toString('utf8').trim();
+  if (typeof json === 'string' && json !== '') return json.trim();
+  return err.message;
+}
+
+/** The first error in a JSON-lines progress answer ({"error": …} or {"errorDetail": …}). */
+function progressError(result: unknown): string | undefined {
+  const lines: unknown[] = [];
+  if (Buffer.isBuffer(result)) {
+    for (const line of result.toString('utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        lines.push(JSON.parse(line));
+      } catch {
+        return `unreadable answer: ${line.slice(0, 200)}`;
+      }
+    }
+  } else if (result !== undefined && result !== null) {
+    lines.push(result);
+  }
+  for (const line of lines) {
+    const entry = line as { error?: unknown; errorDetail?: { message?: unknown } };
+    if (typeof entry.errorDetail?.message === 'string') return entry.errorDetail.message;
+    if (typeof entry.error === 'string') return entry.error;
+  }
+  return undefined;
+}
+
+/** Orders Docker's RFC 3339 timestamps with nanoseconds ("2024-06-01T12:00:00.123456789+02:00"),
+ *  which Date.parse would cut to milliseconds. */
+function compareCreated(a: string, b: string): number {
+  const key = (t: string): [number, string] => {
+    const m = /^([^.]*)(?:\.(\d+))?(.*)$/.exec(t);
+    const ms = Date.parse(`${m?.[1] ?? t}${m?.[3] ?? ''}`);
+    return [Number.isNaN(ms) ? 0 : ms, (m?.[2] ?? '').padEnd(9, '0')];
+  };
+  const [am, af] = key(a);
+  const [bm, bf] = key(b);
+  return am !== bm ? am - bm : af < bf ? -1 : af > bf ? 1 : 0;
+}
+
+function definedOnly(query: NonNullable<Call['query']>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function checkSegment(value: string, what: string): void {
+  if (!PATH_SEGMENT.test(value)) throw new DockerEngineError(`${what} ${JSON.stringify(value)}`, 'not a valid Docker id or name');
+}
+
+function checkImageRef(ref: string): void {
+  if (!IMAGE_REF.test(ref) || ref.includes('..') || ref.includes('//')) {
+    throw new DockerEngineError(`image ${JSON.stringify(ref)}`, 'not a valid image reference');
+  }
+}
+
+/** "registry:5000/team/app:1.2" → repo "registry:5000/team/app", tag "1.2"; no tag → "latest".
+ *  Digests cannot be the target of an import. */
+function splitRef(ref: string): { repo: string; tag: string } {
+  checkImageRef(ref);
+  if (ref.includes('@')) throw new DockerEngineError(`image ${ref}`, 'an imported image takes a tag, not a digest');
+  const colon = ref.lastIndexOf(':');
+  if (colon > ref.lastIndexOf('/')) return { repo: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { repo: ref, tag: 'latest' };
+}
+
+/** A sink for demuxStream that keeps the first EXEC_OUTPUT_LIMIT bytes written to it. It only
+ *  needs `write`, and keeping it synchronous means nothing is still buffered when the answer ends. */
+class Capture {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private dropped = 0;
+
+  write(chunk: Buffer): boolean {
+    const room = Math.max(0, EXEC_OUTPUT_LIMIT - this.size);
+    const kept = chunk.subarray(0, room);
+    if (kept.length > 0) {
+      this.chunks.push(kept);
+      this.size += kept.length;
+    }
+    this.dropped += chunk.length - kept.length;
+    return true;
+  }
+
+  asStream(): NodeJS.WritableStream {
+    return this as unknown as NodeJS.WritableStream;
+  }
+
+  text(): string {
+    const body = Buffer.concat(this.chunks).toString('utf8');
+    return this.dropped > 0 ? `${body}\n[${this.dropped} bytes dropped]` : body;
+  }
+}
