@@ -1,7 +1,7 @@
 // A synthetic fleet, lots and agents' answers for the auction benchmark. Seeded: the same seed
 // gives the same workload on every machine.
 import type { BidView, DeclineView, HostView, LotView } from '../server/auction';
-import { priceLot } from '../server/auction';
+import { priceLot } from '../agent/price-lot';
 
 export interface Workload {
   hosts: HostView[];

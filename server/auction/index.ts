@@ -12,7 +12,7 @@
  *    capacity, HA group not there yet). Past `maxCandidatesPerLot` candidates a lot samples that
  *    many at random (power of d choices), so a round costs about the same on 100 hosts as on
  *    5000. Each candidate host gets ONE call for bids listing all its lots.
- * 2. (outside) agents price each lot (priceLot is a reference) and answer with bids and declines.
+ * 2. (outside) agents price each lot (agent/price-lot.ts) and answer with bids and declines.
  * 3. determineWinners: awards, and an explanation for every lot left pending.
  *
  * Why HA groups go first, as a matching: the replicas of a group compete for the same hosts and
@@ -46,6 +46,5 @@ export type {
 } from './types';
 export { planRound } from './plan-round';
 export { determineWinners } from './determine-winners';
-export { priceLot } from './price-lot';
 export { explanationText } from './explanation-text';
 export { seededRandom } from './seeded-random';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { priceLot, type Resources } from '../../server/auction';
+import { priceLot } from '../../agent/price-lot';
+import type { Resources } from '../../server/auction';
 
 const resources = fc.record({ cpuMillis: fc.integer({ min: 0, max: 64000 }), memoryMib: fc.integer({ min: 0, max: 262144 }) });
 const input = fc.record({

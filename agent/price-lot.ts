@@ -1,4 +1,4 @@
-import type { Resources } from './types';
+import type { Resources } from '../gen/podium/v1/resources';
 
 /**
  * Weights of the reference price. Their order of magnitude says what matters more:
@@ -15,7 +15,7 @@ const IMAGE_NOT_CACHED = 30;
 const PER_SAME_TENANT = 5;
 
 /**
- * A reference price an agent may bid for a lot (lower is better): lower when the image is cached,
+ * The price this agent bids for a lot (lower is better): lower when the image is cached,
  * when more resources stay free after placing, and when fewer containers of the same tenant / HA
  * group are on the host. Pure and total: always a finite number >= 0, non-decreasing in load and
  * in both counts; malformed inputs (negative, NaN, zero capacity) are read as the worst case for

@@ -1,0 +1,114 @@
+/**
+ * The agent process's door: identity (join on first start, renewal before expiry), the Docker
+ * engine, what the host offers, and the session with the Pod API.
+ */
+import type { Logger } from 'pino';
+import { AppArmorMode, type Resources } from '../gen/podium/v1/resources';
+import { renewalTime, validityOf } from '../certs';
+import { Agent } from './agent';
+import { joinFleet, loadIdentity, renew, saveIdentity, type AgentIdentity } from './identity';
+import { DockerEngine, kernelAppArmor } from './runtime';
+
+export { Agent } from './agent';
+
+export interface AgentConfig {
+  /** Key, certificate, CA and host id live here. */
+  dataDir: string;
+  serverAddress: string;
+  /** Needed on first start only. */
+  joinToken?: string;
+  /** The host id asked for at join; the server picks one when empty. */
+  hostId?: string;
+  pod: string;
+  provider: string;
+  labels: Record<string, string>;
+  /** Advertised capacity; detected from the engine when absent. */
+  capacity?: Partial<Resources>;
+  dockerSocket: string;
+  /** Take customer work on a kernel without AppArmor (containers then run unconfined by it). */
+  insecureNoAppArmor: boolean;
+  logger: Logger;
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  hostId: string;
+  apparmor: AppArmorMode;
+  close(): Promise<void>;
+}
+
+export function appArmorMode(kernelEnforces: boolean, insecureNoAppArmor: boolean): AppArmorMode {
+  if (kernelEnforces) return AppArmorMode.APP_ARMOR_MODE_ENFORCED;
+  return insecureNoAppArmor ? AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE : AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE;
+}
+
+export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
+  const log = config.logger;
+  let identity = loadIdentity(config.dataDir);
+  if (!identity) {
+    if (!config.joinToken) throw new Error(`no identity in ${config.dataDir} and no join token given (--join-token)`);
+    identity = await joinFleet(config.serverAddress, config.joinToken, config.hostId ?? '');
+    saveIdentity(config.dataDir, identity);
+    log.info({ host: identity.hostId }, 'joined the fleet');
+  }
+  const engine = new DockerEngine({ socketPath: config.dockerSocket });
+  const info = await engine.info();
+  const capacity: Resources = {
+    cpuMillis: config.capacity?.cpuMillis ?? info.cpus * 1000,
+    memoryMib: config.capacity?.memoryMib ?? info.memoryMib,
+  };
+  const kernel = kernelAppArmor();
+  const apparmor = appArmorMode(kernel.enabled, config.insecureNoAppArmor);
+  if (apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE) {
+    log.error({ detail: kernel.detail }, 'this kernel has no AppArmor: refusing customer work (start with --insecure-no-apparmor to accept it unconfined)');
+  } else if (apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE) {
+    log.warn({ detail: kernel.detail }, 'INSECURE: this kernel has no AppArmor; containers run without their AppArmor profile');
+  }
+  const agent = new Agent(
+    identity,
+    engine,
+    {
+      serverAddress: config.serverAddress,
+      pod: config.pod,
+      provider: config.provider,
+      labels: config.labels,
+      capacity,
+      apparmor,
+      backoffMinMs: 200,
+      backoffMaxMs: 10_000,
+      watchIntervalMs: 2_000,
+    },
+    log.child({ host: identity.hostId }),
+  );
+  await agent.start();
+
+  // Renewal at a random point between 50 % and 80 % of the lifetime spreads a fleet's renewals.
+  let renewTimer: NodeJS.Timeout | null = null;
+  const scheduleRenewal = (id: AgentIdentity) => {
+    const { notBefore, notAfter } = validityOf(id.certPem);
+    const at = renewalTime(notBefore, notAfter, Math.random).getTime();
+    renewTimer = setTimeout(async () => {
+      try {
+        const next = await renew(config.serverAddress, id);
+        saveIdentity(config.dataDir, next);
+        agent.setIdentity(next);
+        log.info({ notAfter: validityOf(next.certPem).notAfter }, 'certificate renewed');
+        scheduleRenewal(next);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'certificate renewal failed; retrying in 30 s');
+        renewTimer = setTimeout(() => scheduleRenewal(id), 30_000);
+      }
+    }, Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+  };
+  scheduleRenewal(identity);
+
+  return {
+    agent,
+    hostId: identity.hostId,
+    apparmor,
+    close: async () => {
+      if (renewTimer) clearTimeout(renewTimer);
+      await agent.stop();
+    },
+  };
+}

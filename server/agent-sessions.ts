@@ -1,0 +1,222 @@
+/**
+ * The server's end of AgentService.Connect: one session per connected host.
+ *
+ * A session opens with Hello. The server records the host as up, answers Welcome, and reconciles:
+ * what the host runs against what the store says it should run. A container the store does not
+ * place on this host is removed; an instance the store places here but the host does not have goes
+ * back to the auction. Only then does the host take part in rounds, so nothing is double-run for
+ * longer than this reconciliation.
+ *
+ * The host is the one named in the agent's certificate: a message can never speak for another.
+ */
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { AgentMessage, Bids, AwardReply, Hello, InstanceStatus, ServerMessage } from '../gen/podium/v1/agent';
+import { AppArmorMode, InstanceState } from '../gen/podium/v1/resources';
+import { authorize, type CaTrust } from './auth';
+import { PodiumError, toServiceError } from './errors';
+import type { InstanceStateName, Store } from './store';
+
+export interface AgentSession {
+  readonly hostId: string;
+  send(msg: ServerMessage): void;
+  close(reason: string): void;
+}
+
+/** What the sessions hand to the auction. */
+export interface AuctionInbox {
+  receiveBids(hostId: string, bids: Bids): void;
+  receiveAwardReply(hostId: string, reply: AwardReply): void;
+  kick(): void;
+}
+
+const REPORTED_STATES: Partial<Record<InstanceState, InstanceStateName>> = {
+  [InstanceState.INSTANCE_STATE_STARTING]: 'starting',
+  [InstanceState.INSTANCE_STATE_RUNNING]: 'running',
+  [InstanceState.INSTANCE_STATE_FAILED]: 'failed',
+};
+
+export class AgentSessions {
+  private readonly sessions = new Map<string, AgentSession>();
+  auction: AuctionInbox | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly ca: CaTrust,
+    private readonly opts: { heartbeatIntervalMs: number; now: () => number },
+    private readonly log: Logger,
+  ) {}
+
+  get(hostId: string): AgentSession | undefined {
+    return this.sessions.get(hostId);
+  }
+
+  connectedHosts(): ReadonlySet<string> {
+    return new Set(this.sessions.keys());
+  }
+
+  closeAll(reason: string): void {
+    for (const s of this.sessions.values()) s.close(reason);
+  }
+
+  /** Tells a host to stop and remove an instance's container, if the host is connected. */
+  stopInstance(hostId: string, instanceId: string): void {
+    this.sessions.get(hostId)?.send({ kind: { $case: 'stopInstance', stopInstance: { instanceId } } });
+  }
+
+  /** The Connect handler. Roles: agent. */
+  connect(call: ServerDuplexStream<AgentMessage, ServerMessage>): void {
+    let hostId: string;
+    try {
+      hostId = authorize(call, this.ca, ['agent']).name;
+    } catch (err) {
+      call.emit('error', toServiceError(err, this.log));
+      return;
+    }
+    const log = this.log.child({ host: hostId });
+    let session: AgentSession | null = null;
+    let closed = false;
+    const send = (msg: ServerMessage) => {
+      if (!closed) call.write(msg);
+    };
+    const fail = (err: unknown) => {
+      if (closed) return;
+      closed = true;
+      call.emit('error', toServiceError(err, log));
+    };
+
+    call.on('data', (msg: AgentMessage) => {
+      try {
+        const kind = msg.kind;
+        if (!kind) return;
+        if (kind.$case === 'hello') {
+          if (session) throw new PodiumError(status.FAILED_PRECONDITION, 'hello sent twice');
+          session = {
+            hostId,
+            send,
+            close: (reason) => {
+              if (closed) return;
+              closed = true;
+              log.info({ reason }, 'closing agent session');
+              call.end();
+            },
+          };
+          const previous = this.sessions.get(hostId);
+          this.sessions.set(hostId, session);
+          previous?.close('replaced by a new session of the same host');
+          this.hello(hostId, kind.hello, send, log);
+          this.auction?.kick();
+          return;
+        }
+        if (!session) throw new PodiumError(status.FAILED_PRECONDITION, 'the first message must be hello');
+        switch (kind.$case) {
+          case 'heartbeat':
+            this.store.touchHost(hostId, this.opts.now());
+            return;
+          case 'bids':
+            this.auction?.receiveBids(hostId, kind.bids);
+            return;
+          case 'awardReply':
+            this.auction?.receiveAwardReply(hostId, kind.awardReply);
+            return;
+          case 'instanceStatus':
+            this.instanceStatus(hostId, kind.instanceStatus, send, log);
+            return;
+        }
+      } catch (err) {
+        fail(err);
+      }
+    });
+    const gone = () => {
+      closed = true;
+      if (session && this.sessions.get(hostId) === session) {
+        this.sessions.delete(hostId);
+        log.info('agent disconnected');
+      }
+    };
+    call.on('end', () => {
+      gone();
+      call.end();
+    });
+    call.on('error', gone);
+    call.on('cancelled', gone);
+  }
+
+  private hello(hostId: string, hello: Hello, send: (m: ServerMessage) => void, log: Logger): void {
+    const now = this.opts.now();
+    const inventory = new Map(hello.inventory.map((c) => [c.instanceId, c]));
+    const keep: string[] = [];
+    const remove: string[] = [];
+    this.store.tx(() => {
+      const before = this.store.getHost(hostId);
+      this.store.upsertHost(
+        {
+          id: hostId,
+          pod: hello.pod || 'default',
+          provider: hello.provider || 'local',
+          labels: hello.labels,
+          capacity: { cpuMillis: hello.capacity?.cpuMillis ?? 0, memoryMib: hello.capacity?.memoryMib ?? 0 },
+          apparmor: hello.apparmor,
+          state: 'up',
+          lastHeartbeat: now,
+        },
+        now,
+      );
+      if (!before || before.state === 'down') {
+        this.store.appendEvent({ tenant: '', type: before ? 'host.up' : 'host.joined', host: hostId }, now);
+      }
+      this.store.clearExclusions(hostId);
+      for (const inst of this.store.listInstancesOnHost(hostId)) {
+        const placed = inst.state === 'starting' || inst.state === 'running';
+        if (placed && inventory.has(inst.id)) {
+          keep.push(inst.id);
+        } else if (placed) {
+          this.store.requeueInstance(inst.id, null, 'its container was missing when the host reconnected', now);
+          this.store.appendEvent(
+            { tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: 'container missing on reconnect' },
+            now,
+          );
+        } else {
+          // lost (the host was down and the replica was placed again elsewhere) or failed
+          this.store.deleteInstance(inst.id);
+        }
+      }
+    });
+    const kept = new Set(keep);
+    for (const id of inventory.keys()) if (!kept.has(id)) remove.push(id);
+    log.info(
+      { capacity: hello.capacity, apparmor: AppArmorMode[hello.apparmor], keep: keep.length, remove: remove.length },
+      'agent connected',
+    );
+    send({ kind: { $case: 'welcome', welcome: { hostId, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } } });
+    send({ kind: { $case: 'reconcile', reconcile: { keepInstanceIds: keep, removeInstanceIds: remove } } });
+  }
+
+  private instanceStatus(hostId: string, s: InstanceStatus, send: (m: ServerMessage) => void, log: Logger): void {
+    const state = REPORTED_STATES[s.state];
+    if (!state) throw new PodiumError(status.INVALID_ARGUMENT, `instance_status.state: ${InstanceState[s.state] ?? s.state} cannot be reported`);
+    const now = this.opts.now();
+    const inst = this.store.getInstance(s.instanceId);
+    if (!inst || inst.host !== hostId) {
+      // Not this host's to run (deleted, or placed elsewhere after this host was down): remove it.
+      send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: s.instanceId } } });
+      return;
+    }
+    if (inst.state === state && inst.containerId === s.containerId && inst.message === s.message) return;
+    this.store.tx(() => {
+      if (state === 'failed') {
+        // The container could not start or exited: remove it and let the orchestrator place a
+        // replacement, so that a broken host does not keep a replica down.
+        this.store.deleteInstance(inst.id);
+        send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: inst.id } } });
+      } else {
+        this.store.updateInstanceStatus(inst.id, hostId, state, s.containerId, s.message, now);
+      }
+      this.store.appendEvent(
+        { tenant: inst.tenant, type: `instance.${state}`, environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: s.message },
+        now,
+      );
+    });
+    log.info({ instance: inst.id, state, container: s.containerId }, 'instance status');
+  }
+}

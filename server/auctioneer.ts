@@ -1,0 +1,284 @@
+/**
+ * Runs auction rounds: the glue between the pure auction core (server/auction), the store and the
+ * agent sessions. One round at a time, so that each round sees the awards of the one before.
+ *
+ *   pending instances ─► lots ─► planRound ─► one CallForBids per candidate host
+ *        ▲                                              │ bids until the deadline
+ *        │ refused / timed out                          ▼
+ *        └──────── award ◄─ reserve in SQLite ◄─ determineWinners (re-checks every rule)
+ *
+ * The host views are rebuilt after the bids arrive, because hosts may have gone away meanwhile;
+ * reservation only succeeds on a still-pending instance, so no lot is awarded twice.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AwardReply, Bids, ContainerSpec } from '../gen/podium/v1/agent';
+import { AppArmorMode } from '../gen/podium/v1/resources';
+import type { AgentSessions, AuctionInbox } from './agent-sessions';
+import {
+  determineWinners,
+  planRound,
+  type BidView,
+  type DeclineView,
+  type HostView,
+  type LotView,
+} from './auction';
+import type { InstanceRecord, ServiceRecord, Store } from './store';
+
+export interface AuctioneerOptions {
+  /** Most lots in one round. */
+  batchSize: number;
+  /** How long to wait for more lots before a round starts. */
+  batchWindowMs: number;
+  /** How long candidates have to bid. */
+  bidDeadlineMs: number;
+  /** How long a winner has to accept an award before the lot goes back to the queue. */
+  awardTimeoutMs: number;
+  maxCandidatesPerLot: number;
+  random: () => number;
+  now: () => number;
+}
+
+interface PendingRound {
+  id: string;
+  waitingFor: Set<string>;
+  bids: BidView[];
+  declines: DeclineView[];
+  done: () => void;
+}
+
+export class Auctioneer implements AuctionInbox {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private round: PendingRound | null = null;
+  private readonly awaitingReply = new Map<string, { hostId: string; timer: NodeJS.Timeout }>();
+  private roundCounter = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly sessions: AgentSessions,
+    private readonly opts: AuctioneerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Asks for a round soon. Cheap to call often: calls within one batch window share a round. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.runRound();
+    }, this.opts.batchWindowMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const a of this.awaitingReply.values()) clearTimeout(a.timer);
+    this.awaitingReply.clear();
+    this.round?.done();
+  }
+
+  receiveBids(hostId: string, bids: Bids): void {
+    const r = this.round;
+    if (!r || bids.roundId !== r.id || !r.waitingFor.has(hostId)) return; // late or stray: ignored
+    r.waitingFor.delete(hostId);
+    for (const b of bids.bids) if (Number.isFinite(b.price)) r.bids.push({ hostId, lotId: b.lotId, price: b.price });
+    for (const d of bids.declines) r.declines.push({ hostId, lotId: d.lotId, reason: d.reason });
+    if (r.waitingFor.size === 0) r.done();
+  }
+
+  receiveAwardReply(hostId: string, reply: AwardReply): void {
+    const waiting = this.awaitingReply.get(reply.lotId);
+    if (!waiting || waiting.hostId !== hostId) return;
+    clearTimeout(waiting.timer);
+    this.awaitingReply.delete(reply.lotId);
+    if (!reply.accepted) this.release(reply.lotId, hostId, `host ${hostId} refused the award: ${reply.reason || 'no reason given'}`);
+  }
+
+  private async runRound(): Promise<void> {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    try {
+      await this.oneRound();
+    } catch (err) {
+      this.log.error({ err }, 'auction round failed');
+    } finally {
+      this.running = false;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
+    }
+  }
+
+  private async oneRound(): Promise<void> {
+    const pending = this.store.listPendingInstances(this.opts.batchSize);
+    if (pending.length === 0) return;
+    const services = new Map<string, ServiceRecord>();
+    const lots: LotView[] = [];
+    for (const inst of pending) {
+      const key = `${inst.tenant}/${inst.environment}/${inst.service}`;
+      let svc = services.get(key);
+      if (!svc) {
+        svc = this.store.getService(inst.tenant, inst.environment, inst.service);
+        if (!svc) continue;
+        services.set(key, svc);
+      }
+      lots.push(lotOf(inst, svc));
+    }
+    const id = `r-${++this.roundCounter}-${randomBytes(3).toString('hex')}`;
+    const log = this.log.child({ round: id });
+    const plan = planRound(this.hostViews(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
+
+    const round: PendingRound = { id, waitingFor: new Set(), bids: [], declines: [], done: () => {} };
+    const bidsIn = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.opts.bidDeadlineMs);
+      round.done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    const lotById = new Map(lots.map((l) => [l.id, l]));
+    for (const [hostId, lotIds] of plan.calls) {
+      const session = this.sessions.get(hostId);
+      if (!session) continue;
+      round.waitingFor.add(hostId);
+      session.send({
+        kind: {
+          $case: 'callForBids',
+          callForBids: {
+            roundId: id,
+            deadlineMs: this.opts.bidDeadlineMs,
+            lots: lotIds.map((l) => {
+              const lot = lotById.get(l)!;
+              return {
+                id: lot.id,
+                tenant: lot.tenant,
+                environment: lot.environment,
+                service: lot.service,
+                haGroup: lot.haGroup,
+                resources: lot.resources,
+                image: lot.image,
+              };
+            }),
+          },
+        },
+      });
+    }
+    if (round.waitingFor.size > 0) {
+      this.round = round;
+      await bidsIn;
+      this.round = null;
+    }
+    if (this.stopped) return;
+
+    // Rebuilt: hosts may have gone down or lost their session while bids were out.
+    const result = determineWinners(this.hostViews(), lots, round.bids, round.declines);
+    const now = this.opts.now();
+    const explanations = new Map([...plan.unplaceable, ...result.pending]);
+    this.store.tx(() => {
+      for (const [lotId, why] of explanations) this.store.setPendingMessage(lotId, why.text);
+    });
+    const sent: Array<{ lotId: string; hostId: string; spec: ContainerSpec }> = [];
+    const instById = new Map(pending.map((p) => [p.id, p]));
+    this.store.tx(() => {
+      for (const award of result.awards) {
+        const inst = instById.get(award.lotId)!;
+        if (!this.store.reserveInstance(award.lotId, award.hostId, now)) continue; // deleted meanwhile
+        this.store.appendEvent(
+          { tenant: inst.tenant, type: 'instance.awarded', environment: inst.environment, service: inst.service, instance: inst.id, host: award.hostId, message: `price ${award.price.toFixed(3)}` },
+          now,
+        );
+        const svc = services.get(`${inst.tenant}/${inst.environment}/${inst.service}`)!;
+        sent.push({ lotId: award.lotId, hostId: award.hostId, spec: containerSpecOf(inst, svc) });
+      }
+    });
+    for (const a of sent) {
+      const timer = setTimeout(() => {
+        this.awaitingReply.delete(a.lotId);
+        this.release(a.lotId, a.hostId, `host ${a.hostId} did not answer the award in time`);
+      }, this.opts.awardTimeoutMs);
+      this.awaitingReply.set(a.lotId, { hostId: a.hostId, timer });
+      this.sessions.get(a.hostId)?.send({ kind: { $case: 'award', award: { lotId: a.lotId, spec: a.spec } } });
+    }
+    log.info(
+      { lots: lots.length, candidates: plan.calls.size, bids: round.bids.length, awards: sent.length, pending: explanations.size },
+      'auction round',
+    );
+  }
+
+  /** A refused or timed-out award: the lot goes back to the queue without that host. */
+  private release(lotId: string, hostId: string, message: string): void {
+    const inst = this.store.getInstance(lotId);
+    if (!inst || inst.host !== hostId || inst.state !== 'starting') return;
+    this.store.tx(() => {
+      this.store.requeueInstance(lotId, hostId, message, this.opts.now());
+      this.store.appendEvent({ tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: lotId, host: hostId, message });
+    });
+    this.log.warn({ lot: lotId, host: hostId }, message);
+    this.kick();
+  }
+
+  /** The fleet as the auction sees it: capacity from the agents, allocation from the store. */
+  private hostViews(): HostView[] {
+    const connected = this.sessions.connectedHosts();
+    const allocated = new Map<string, { cpuMillis: number; memoryMib: number; groups: Set<string> }>();
+    for (const i of this.store.listPlacedInstances()) {
+      const a = allocated.get(i.host!) ?? { cpuMillis: 0, memoryMib: 0, groups: new Set<string>() };
+      a.cpuMillis += i.resources.cpuMillis;
+      a.memoryMib += i.resources.memoryMib;
+      if (i.haGroup) a.groups.add(i.haGroup);
+      allocated.set(i.host!, a);
+    }
+    return this.store.listHosts().map((h) => {
+      const a = allocated.get(h.id);
+      return {
+        id: h.id,
+        pod: h.pod,
+        provider: h.provider,
+        labels: h.labels,
+        capacity: h.capacity,
+        allocated: { cpuMillis: a?.cpuMillis ?? 0, memoryMib: a?.memoryMib ?? 0 },
+        alive: h.state === 'up' && connected.has(h.id),
+        acceptsWork: h.apparmor === AppArmorMode.APP_ARMOR_MODE_ENFORCED || h.apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE,
+        haGroups: a?.groups ?? new Set<string>(),
+      };
+    });
+  }
+}
+
+function lotOf(inst: InstanceRecord, svc: ServiceRecord): LotView {
+  return {
+    id: inst.id,
+    tenant: inst.tenant,
+    environment: inst.environment,
+    service: inst.service,
+    haGroup: inst.haGroup,
+    resources: inst.resources,
+    image: svc.spec.image,
+    constraints: {},
+    excludedHosts: new Set(inst.excludedHosts),
+  };
+}
+
+function containerSpecOf(inst: InstanceRecord, svc: ServiceRecord): ContainerSpec {
+  return {
+    instanceId: inst.id,
+    tenant: inst.tenant,
+    environment: inst.environment,
+    service: inst.service,
+    image: svc.spec.image,
+    command: svc.spec.command,
+    resources: inst.resources,
+    haGroup: inst.haGroup,
+    // A plain image service needs no capability; catalogue types will name theirs.
+    capabilities: [],
+  };
+}

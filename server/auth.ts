@@ -1,0 +1,52 @@
+/**
+ * Who is calling. Every RPC but Join needs a client certificate signed by our CA; the caller's role
+ * and name come from that certificate's SPIFFE id, never from a field in a message.
+ *
+ * grpc-js is told not to insist on a client certificate at the handshake (Join must work without
+ * one), so each handler checks the peer certificate itself through `authorize`, with the roles
+ * that may call it written next to it.
+ */
+import { status, type ServerUnaryCall } from '@grpc/grpc-js';
+import { verifyPeer, type Identity, type Role } from '../certs';
+import { PodiumError } from './errors';
+
+/** What authorization needs of any kind of call (unary or streaming). */
+export type ServerSurfaceCall = Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext' | 'metadata'>;
+
+export interface CaTrust {
+  trustDomain: string;
+  caCertPem: string;
+}
+
+/** The verified identity of the peer, or null when it presented no certificate of ours. */
+export function peerIdentity(call: ServerSurfaceCall, ca: CaTrust): Identity | null {
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  if (!cert || !cert.raw) return null;
+  return verifyPeer(ca, cert.raw);
+}
+
+/** Throws UNAUTHENTICATED without a valid certificate, PERMISSION_DENIED for another role. */
+export function authorize(call: ServerSurfaceCall, ca: CaTrust, roles: readonly Role[]): Identity {
+  const id = peerIdentity(call, ca);
+  if (!id) throw new PodiumError(status.UNAUTHENTICATED, 'a client certificate issued by this Pod API is required');
+  if (!roles.includes(id.role)) {
+    throw new PodiumError(status.PERMISSION_DENIED, `role ${id.role} may not call this method`);
+  }
+  return id;
+}
+
+export const TENANT_METADATA_KEY = 'podium-tenant';
+const TENANT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * The tenant a PodApi call acts for: the gateway passes the tenant it authenticated; an operator
+ * may pick one, "default" otherwise.
+ */
+export function callerTenant(call: ServerSurfaceCall, id: Identity): string {
+  const values = call.metadata.get(TENANT_METADATA_KEY);
+  const tenant = values.length > 0 ? String(values[0]) : id.role === 'operator' ? 'default' : '';
+  if (!TENANT_NAME.test(tenant)) {
+    throw new PodiumError(status.UNAUTHENTICATED, `${TENANT_METADATA_KEY} metadata is missing or malformed`);
+  }
+  return tenant;
+}

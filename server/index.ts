@@ -1,0 +1,179 @@
+/**
+ * The Pod API process: one gRPC server on which PodApi, AgentService, CertificateService, server
+ * reflection and the standard health service are all served, over TLS with the server certificate
+ * the CA issues at start. Client certificates are requested but checked per RPC (see auth.ts and
+ * tls-credentials.ts), because Join must be callable before a caller has one.
+ */
+import { Server } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { AgentServiceService, type AgentServiceServer } from '../gen/podium/v1/agent';
+import { CertificateServiceService } from '../gen/podium/v1/certificate';
+import { PodApiService } from '../gen/podium/v1/pod_api';
+import { issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Authority } from '../certs';
+import { AgentSessions } from './agent-sessions';
+import { Auctioneer } from './auctioneer';
+import { certificateHandlers } from './certificate-service';
+import { Orchestrator } from './orchestrator';
+import { podApiHandlers } from './pod-api';
+import { addReflection } from './reflection';
+import { Store, type EventRecord } from './store';
+import { optionalClientCertCredentials, StaticCertificateProvider } from './tls-credentials';
+
+export { Store } from './store';
+export { PodiumError } from './errors';
+
+export interface ServerConfig {
+  /** State: podium.db (SQLite) and ca/ (the authority). */
+  dataDir: string;
+  host: string;
+  port: number;
+  trustDomain: string;
+  /** A host silent for longer is down and its replicas are placed again. */
+  hostTtlMs: number;
+  heartbeatIntervalMs: number;
+  /** How often the orchestrator checks replicas and heartbeats. */
+  orchestratorIntervalMs: number;
+  certLifetimeSeconds: number;
+  bidDeadlineMs: number;
+  awardTimeoutMs: number;
+  maxCandidatesPerLot: number;
+  /** Seed of the auction's sampling; logged so that a round can be replayed. */
+  seed: number;
+  logger: Logger;
+}
+
+export const SERVER_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 7443,
+  trustDomain: 'podium.local',
+  hostTtlMs: 10_000,
+  heartbeatIntervalMs: 2_000,
+  orchestratorIntervalMs: 500,
+  certLifetimeSeconds: 24 * 3600,
+  bidDeadlineMs: 1_000,
+  awardTimeoutMs: 10_000,
+  maxCandidatesPerLot: 16,
+} as const;
+
+export interface RunningServer {
+  port: number;
+  ca: Authority;
+  store: Store;
+  close(): Promise<void>;
+}
+
+/** Small seeded PRNG (mulberry32): the auction's randomness is a value, not a global. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Opens the state, issues the server certificate and starts serving. Resolves once listening. */
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const log = config.logger;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const ca = await loadOrCreateAuthority(join(config.dataDir, 'ca'), config.trustDomain);
+  const store = Store.open(join(config.dataDir, 'podium.db'));
+  const now = () => Date.now();
+  // Hosts get a full TTL after a restart to reconnect before their replicas are moved.
+  store.graceAllHosts(now());
+
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  store.onEvent = (e) => events.emit('event', e);
+  const subscribe = (fn: (e: EventRecord) => void) => {
+    events.on('event', fn);
+    return () => events.off('event', fn);
+  };
+
+  const sessions = new AgentSessions(store, ca, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
+  log.info({ seed: config.seed }, 'auction seed');
+  const auctioneer = new Auctioneer(
+    store,
+    sessions,
+    {
+      batchSize: 256,
+      batchWindowMs: 5,
+      bidDeadlineMs: config.bidDeadlineMs,
+      awardTimeoutMs: config.awardTimeoutMs,
+      maxCandidatesPerLot: config.maxCandidatesPerLot,
+      random: seededRandom(config.seed),
+      now,
+    },
+    log.child({ module: 'auction' }),
+  );
+  sessions.auction = auctioneer;
+  const orchestrator = new Orchestrator(store, { hostTtlMs: config.hostTtlMs, now }, log.child({ module: 'orchestrator' }), () =>
+    auctioneer.kick(),
+  );
+
+  const server = new Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
+  server.addService(
+    PodApiService,
+    podApiHandlers({ store, ca, orchestrator, sessions, subscribe, kickAuction: () => auctioneer.kick(), log: log.child({ module: 'pod-api' }) }),
+  );
+  const agentHandlers: AgentServiceServer = { connect: (call) => sessions.connect(call) };
+  server.addService(AgentServiceService, agentHandlers);
+  server.addService(
+    CertificateServiceService,
+    certificateHandlers({ store, ca, certLifetimeSeconds: config.certLifetimeSeconds, log: log.child({ module: 'certificates' }) }),
+  );
+  addReflection(server);
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    'podium.v1.PodApi': 'SERVING',
+    'podium.v1.AgentService': 'SERVING',
+    'podium.v1.CertificateService': 'SERVING',
+  });
+  health.addToServer(server);
+
+  // The server certificate is issued afresh at each start (it is short-lived and costs nothing);
+  // its chain carries the CA so that a joining agent can pin the CA by its fingerprint.
+  const serverCert = await issueKeyPair(
+    ca,
+    { role: 'server', name: 'pod-api', spiffeId: spiffeIdFor(ca.trustDomain, 'server', 'pod-api') },
+    config.certLifetimeSeconds,
+    { dns: ['localhost'], ips: ['127.0.0.1'] },
+  );
+  const credentials = optionalClientCertCredentials(
+    new StaticCertificateProvider(Buffer.from(ca.caCertPem), {
+      certificate: Buffer.from(`${serverCert.certPem.trim()}\n${ca.caCertPem.trim()}\n`),
+      privateKey: Buffer.from(serverCert.keyPem),
+    }),
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${config.host}:${config.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const timer = setInterval(() => {
+    try {
+      orchestrator.tick();
+    } catch (err) {
+      log.error({ err }, 'orchestrator tick failed');
+    }
+  }, config.orchestratorIntervalMs);
+  orchestrator.tick();
+  log.info({ address: `${config.host}:${port}`, fingerprint: ca.fingerprint }, 'Pod API listening');
+
+  return {
+    port,
+    ca,
+    store,
+    close: async () => {
+      clearInterval(timer);
+      auctioneer.stop();
+      sessions.closeAll('server shutting down');
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Versioned schema migrations. Each entry runs once, in order, inside one transaction with the
+ * bump of `user_version`; a migration is never edited after it has shipped, only followed.
+ *
+ * Spec apart from status: `services.spec` is the customer's request as JSON, never rewritten;
+ * what the system observed lives in `instances`. A host's allocation is not stored: it is the sum
+ * of the resources of the instances placed on it, so it cannot drift from them.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: the walking skeleton.
+  `
+  CREATE TABLE hosts (
+    id             TEXT PRIMARY KEY,
+    pod            TEXT NOT NULL,
+    provider       TEXT NOT NULL,
+    labels         TEXT NOT NULL DEFAULT '{}',
+    cpu_millis     INTEGER NOT NULL,
+    memory_mib     INTEGER NOT NULL,
+    apparmor       INTEGER NOT NULL,
+    state          TEXT NOT NULL CHECK (state IN ('up', 'down')),
+    last_heartbeat INTEGER NOT NULL,
+    joined_at      INTEGER NOT NULL
+  );
+  CREATE TABLE environments (
+    tenant     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+  );
+  CREATE TABLE services (
+    tenant      TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, environment, name),
+    FOREIGN KEY (tenant, environment) REFERENCES environments (tenant, name)
+  );
+  CREATE TABLE instances (
+    id             TEXT PRIMARY KEY,
+    tenant         TEXT NOT NULL,
+    environment    TEXT NOT NULL,
+    service        TEXT NOT NULL,
+    ha_group       TEXT NOT NULL,
+    cpu_millis     INTEGER NOT NULL,
+    memory_mib     INTEGER NOT NULL,
+    host           TEXT REFERENCES hosts (id),
+    state          TEXT NOT NULL
+                   CHECK (state IN ('pending', 'starting', 'running', 'failed', 'lost')),
+    container_id   TEXT NOT NULL DEFAULT '',
+    message        TEXT NOT NULL DEFAULT '',
+    excluded_hosts TEXT NOT NULL DEFAULT '[]',
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    CHECK ((state = 'pending') = (host IS NULL))
+  );
+  CREATE INDEX instances_by_service ON instances (tenant, environment, service);
+  CREATE INDEX instances_by_host ON instances (host);
+  CREATE INDEX instances_pending ON instances (state) WHERE state = 'pending';
+  CREATE TABLE events (
+    sequence    INTEGER PRIMARY KEY AUTOINCREMENT,
+    time        INTEGER NOT NULL,
+    tenant      TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    environment TEXT NOT NULL DEFAULT '',
+    service     TEXT NOT NULL DEFAULT '',
+    instance    TEXT NOT NULL DEFAULT '',
+    host        TEXT NOT NULL DEFAULT '',
+    message     TEXT NOT NULL DEFAULT ''
+  );
+  CREATE TABLE join_tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+  );
+  `,
+];

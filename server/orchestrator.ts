@@ -1,0 +1,91 @@
+/**
+ * Keeps what is running in line with what was asked: one pending instance (a lot for the auction)
+ * for every missing replica, and hosts that stop heartbeating marked down so that their replicas
+ * are placed again elsewhere.
+ *
+ * Order matters in `tick`: hosts are marked down first, so that the replicas they held count as
+ * missing in the same tick and their replacements join the next auction round.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ServiceRecord, Store } from './store';
+
+export const WAITING_FOR_AUCTION = 'waiting for an auction';
+
+export function newInstanceId(): string {
+  return `i-${randomBytes(8).toString('hex')}`;
+}
+
+/** The HA group of a service: replicas of one group never share a host. Empty when not HA. */
+export function haGroupOf(svc: Pick<ServiceRecord, 'tenant' | 'environment' | 'name' | 'spec'>): string {
+  return svc.spec.ha ? `${svc.tenant}/${svc.environment}/${svc.name}` : '';
+}
+
+export interface OrchestratorOptions {
+  /** A host that has not heartbeated for this long is down. */
+  hostTtlMs: number;
+  now: () => number;
+}
+
+export class Orchestrator {
+  constructor(
+    private readonly store: Store,
+    private readonly opts: OrchestratorOptions,
+    private readonly log: Logger,
+    /** Told when there is something to auction. */
+    private readonly onPending: () => void,
+  ) {}
+
+  /**
+   * Creates a pending instance for every missing replica of `svc`. Must run inside the caller's
+   * transaction when the service was just inserted, so that a service never exists without its lots.
+   */
+  ensureReplicas(svc: ServiceRecord): number {
+    return this.store.tx(() => {
+      const live = this.store
+        .listInstancesOfService(svc.tenant, svc.environment, svc.name)
+        .filter((i) => i.state === 'pending' || i.state === 'starting' || i.state === 'running').length;
+      const missing = svc.spec.replicas - live;
+      const now = this.opts.now();
+      for (let k = 0; k < missing; k++) {
+        const id = newInstanceId();
+        this.store.insertInstance({
+          id,
+          tenant: svc.tenant,
+          environment: svc.environment,
+          service: svc.name,
+          haGroup: haGroupOf(svc),
+          resources: svc.spec.resources,
+          message: WAITING_FOR_AUCTION,
+          createdAt: now,
+        });
+        this.store.appendEvent(
+          { tenant: svc.tenant, type: 'instance.pending', environment: svc.environment, service: svc.name, instance: id },
+          now,
+        );
+      }
+      return Math.max(0, missing);
+    });
+  }
+
+  /** One pass: expire silent hosts, then top up every service. */
+  tick(): void {
+    const now = this.opts.now();
+    for (const host of this.store.listHosts()) {
+      if (host.state !== 'up' || now - host.lastHeartbeat <= this.opts.hostTtlMs) continue;
+      const lost = this.store.markHostDown(host.id, now);
+      if (!lost) continue;
+      this.log.warn({ host: host.id, lost: lost.length }, 'host missed its heartbeats: down');
+      this.store.appendEvent({ tenant: '', type: 'host.down', host: host.id, message: `no heartbeat for ${now - host.lastHeartbeat} ms` }, now);
+      for (const i of lost) {
+        this.store.appendEvent(
+          { tenant: i.tenant, type: 'instance.lost', environment: i.environment, service: i.service, instance: i.id, host: host.id, message: 'host down' },
+          now,
+        );
+      }
+    }
+    let created = 0;
+    for (const svc of this.store.listServices(null)) created += this.ensureReplicas(svc);
+    if (created > 0 || this.store.countPending() > 0) this.onPending();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * What a customer may ask for. Every rule names the field and the reason; all violations of a
+ * request are reported together, and nothing is stored unless there are none.
+ */
+import type { Service } from '../gen/podium/v1/resources';
+import { assertNoViolations, type FieldViolation } from './errors';
+import type { ServiceSpec } from './store';
+
+/** DNS-label names: they end up in container, network and AppArmor profile names. */
+const NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
+const NAME_RULE = 'must be 1-40 characters of a-z, 0-9 and "-", starting with a letter and not ending with "-"';
+/** Docker image references: [registry/]repo[:tag][@digest], no whitespace or shell characters. */
+const IMAGE = /^[a-z0-9]+([._\/:@-][a-zA-Z0-9_.-]+)*$/;
+
+export const LIMITS = {
+  maxReplicas: 100,
+  maxCommandArgs: 64,
+  maxArgLength: 4096,
+  /** Docker refuses memory limits under 6 MiB. */
+  minMemoryMib: 6,
+  maxMemoryMib: 1024 * 1024,
+  minCpuMillis: 1,
+  maxCpuMillis: 256_000,
+} as const;
+
+export function nameViolation(field: string, value: string): FieldViolation | null {
+  if (!value) return { field, description: 'is required' };
+  if (!NAME.test(value)) return { field, description: NAME_RULE };
+  return null;
+}
+
+export function validateEnvironmentName(name: string): void {
+  const v = nameViolation('name', name);
+  assertNoViolations(v ? [v] : []);
+}
+
+/** Checks a requested service and returns its spec; throws INVALID_ARGUMENT listing every problem. */
+export function validateService(s: Service | undefined): { name: string; spec: ServiceSpec } {
+  const violations: FieldViolation[] = [];
+  const push = (v: FieldViolation | null) => v && violations.push(v);
+  if (!s) {
+    assertNoViolations([{ field: 'service', description: 'is required' }]);
+    throw new Error('unreachable');
+  }
+  push(nameViolation('name', s.name));
+  if (!s.image) push({ field: 'image', description: 'is required' });
+  else if (s.image.length > 255 || !IMAGE.test(s.image)) push({ field: 'image', description: 'is not a valid image reference' });
+  if (s.command.length > LIMITS.maxCommandArgs) {
+    push({ field: 'command', description: `has more than ${LIMITS.maxCommandArgs} arguments` });
+  }
+  s.command.forEach((arg, i) => {
+    if (arg.length > LIMITS.maxArgLength) push({ field: `command[${i}]`, description: `is longer than ${LIMITS.maxArgLength}` });
+    if (arg.includes('\0')) push({ field: `command[${i}]`, description: 'contains a NUL character' });
+  });
+  if (!Number.isInteger(s.replicas) || s.replicas < 1 || s.replicas > LIMITS.maxReplicas) {
+    push({ field: 'replicas', description: `must be an integer from 1 to ${LIMITS.maxReplicas}` });
+  }
+  const r = s.resources;
+  if (!r) {
+    push({ field: 'resources', description: 'is required (cpuMillis and memoryMib)' });
+  } else {
+    if (!Number.isInteger(r.cpuMillis) || r.cpuMillis < LIMITS.minCpuMillis || r.cpuMillis > LIMITS.maxCpuMillis) {
+      push({ field: 'resources.cpuMillis', description: `must be an integer from ${LIMITS.minCpuMillis} to ${LIMITS.maxCpuMillis}` });
+    }
+    if (!Number.isInteger(r.memoryMib) || r.memoryMib < LIMITS.minMemoryMib || r.memoryMib > LIMITS.maxMemoryMib) {
+      push({ field: 'resources.memoryMib', description: `must be an integer from ${LIMITS.minMemoryMib} to ${LIMITS.maxMemoryMib}` });
+    }
+  }
+  assertNoViolations(violations);
+  return {
+    name: s.name,
+    spec: {
+      image: s.image,
+      command: [...s.command],
+      replicas: s.replicas,
+      ha: s.ha,
+      resources: { cpuMillis: r!.cpuMillis, memoryMib: r!.memoryMib },
+    },
+  };
+}
