@@ -1,0 +1,51 @@
+/**
+ * Flags become typed, validated, frozen configuration here and only here: the rest of Podium
+ * takes values, never reads argv or the environment. Units are in the names (Ms, Seconds, Mib).
+ */
+export class ConfigError extends Error {
+  constructor(flag: string, reason: string) {
+    super(`${flag}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** "127.0.0.1:7443" → host and port; the port must be 0-65535. */
+export function parseListen(flag: string, value: string): { host: string; port: number } {
+  const i = value.lastIndexOf(':');
+  const host = value.slice(0, i);
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(flag, `expected host:port, got "${value}"`);
+  }
+  return { host, port };
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "500ms", "10s", "5m", "24h" → milliseconds. */
+export function parseDuration(flag: string, value: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!m) throw new ConfigError(flag, `expected a duration like 500ms, 10s, 5m or 24h, got "${value}"`);
+  return Number(m[1]) * UNITS[m[2]!]!;
+}
+
+export function parsePositiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(flag, `expected a positive integer, got "${value}"`);
+  return n;
+}
+
+/** Repeated "k=v" flags → a map. */
+export function parseLabels(flag: string, values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new ConfigError(flag, `expected key=value, got "${v}"`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,43 @@
+# Sourced by scripts/dev and scripts/test: installs what Podium needs on a fresh Debian machine with
+# Node 20, idempotently (Debian's docker.io, busybox-static, apparmor, iproute2, curl; the npm
+# packages), makes sure a Docker engine answers, and builds. Safe to run again and again.
+# Sets PODIUM_STARTED_DOCKERD to the pid of a dockerd it started (empty when one was running).
+
+log() { printf '• %s\n' "$*"; }
+
+docker_answers() {
+  [ "$(timeout 3 curl -fsS --unix-socket /var/run/docker.sock http://localhost/_ping 2>/dev/null)" = OK ]
+}
+
+podium_setup() {
+  local need_pkgs=()
+  command -v curl >/dev/null 2>&1 || need_pkgs+=(curl ca-certificates)
+  command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+  dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+  command -v apparmor_parser >/dev/null 2>&1 || need_pkgs+=(apparmor)
+  command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+  if [ ${#need_pkgs[@]} -gt 0 ]; then
+    log "installing Debian packages: ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  fi
+
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing npm packages"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+
+  PODIUM_STARTED_DOCKERD=""
+  if ! docker_answers; then
+    log "starting dockerd (log: /var/log/podium-dockerd.log)"
+    nohup dockerd >/var/log/podium-dockerd.log 2>&1 &
+    PODIUM_STARTED_DOCKERD=$!
+    for _ in $(seq 1 120); do docker_answers && break; sleep 0.5; done
+    docker_answers || { echo "dockerd did not come up; see /var/log/podium-dockerd.log" >&2; return 1; }
+  fi
+
+  log "building (buf generate + tsc)"
+  rm -rf dist
+  npm run --silent build
+}

@@ -1,0 +1,212 @@
+/**
+ * End to end, on the real parts: REST calls on the gateway place an HA service by auction on three
+ * agent processes over mutual TLS, with state in SQLite, on the real Docker engine. One cluster is
+ * shared by the whole file (it is slow to start); the tests run in order and build on each other.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { issueKeyPair, loadOrCreateAuthority, spiffeIdFor } from '../../certs';
+import { Cluster } from '../support/cluster';
+import { poll } from '../support/poll';
+
+const run = promisify(execFile);
+const WEB = {
+  name: 'web',
+  image: 'podium/busybox:latest',
+  command: ['httpd', '-f', '-p', '8080'],
+  replicas: 3,
+  ha: true,
+  resources: { cpuMillis: 100, memoryMib: 32 },
+};
+
+function listHosts(client: ReturnType<Cluster['podApi']>): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    client.listHosts({}, new Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r))),
+  );
+}
+
+async function running(c: Cluster, env: string, name: string, n: number, timeoutMs = 60_000): Promise<any> {
+  return poll(`${n} running instances of ${name}`, async () => {
+    const { body } = await c.rest('GET', `/v1/environments/${env}/services/${name}`);
+    const up = (body.instances ?? []).filter((i: any) => i.state === 'INSTANCE_STATE_RUNNING');
+    return up.length === n ? body : undefined;
+  }, timeoutMs);
+}
+
+describe('Podium end to end (three agents on real Docker)', function () {
+  this.timeout(180_000);
+  const c = new Cluster();
+
+  before(async function () {
+    this.timeout(120_000);
+    await c.start();
+  });
+
+  after(async () => {
+    await c.stop();
+  });
+
+  it('places an HA service with 3 replicas on 3 distinct hosts, confined and limited', async () => {
+    assert.equal((await c.rest('POST', '/v1/environments', { name: 'prod' })).status, 200);
+    const created = await c.rest('POST', '/v1/environments/prod/services', WEB);
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    assert.equal(created.body.name, 'web');
+    const svc = await running(c, 'prod', 'web', 3);
+    const hosts = svc.instances.map((i: any) => i.host);
+    assert.equal(new Set(hosts).size, 3, `replicas share a host: ${hosts}`);
+    assert.deepEqual([...hosts].sort(), [...c.hosts].sort());
+    assert.equal(svc.pendingReason ?? '', '');
+
+    const containers = (await c.containers()).filter((x) => x.labels['podium.service'] === 'web');
+    assert.equal(containers.length, 3);
+    for (const inst of svc.instances) {
+      const info = await c.engine.inspectContainer(inst.containerId);
+      assert.equal(info.State.Running, true);
+      assert.equal(info.Config.Labels['podium.host'], inst.host);
+      assert.equal(info.Config.Labels['podium.service'], 'web');
+      assert.equal(info.Config.Labels['podium.instance'], inst.id);
+      assert.equal(info.HostConfig.Memory, 32 * 1024 * 1024);
+      assert.equal(info.HostConfig.NanoCpus, 100_000_000);
+      assert.ok(info.HostConfig.PidsLimit > 0, 'a PID limit');
+      assert.deepEqual(info.HostConfig.CapDrop, ['ALL']);
+      assert.ok(info.HostConfig.SecurityOpt.includes('no-new-privileges:true'));
+      assert.equal(info.HostConfig.Privileged, false);
+      assert.notEqual(info.HostConfig.NetworkMode, 'host');
+    }
+  });
+
+  it('keeps a 4th HA replica pending, saying the HA rule excluded the 3 hosts', async () => {
+    const res = await c.rest('POST', '/v1/environments/prod/services', { ...WEB, name: 'web4', replicas: 4 });
+    assert.equal(res.status, 200);
+    const svc = await running(c, 'prod', 'web4', 3);
+    const reason = await poll('a pending reason', async () => {
+      const { body } = await c.rest('GET', '/v1/environments/prod/services/web4');
+      return /HA rule/.test(body.pendingReason ?? '') ? body.pendingReason : undefined;
+    });
+    assert.match(reason, /^4 replicas, 3 hosts: 3 excluded by the HA rule/);
+    assert.equal(svc.instances.filter((i: any) => i.state === 'INSTANCE_STATE_PENDING').length, 1);
+  });
+
+  it('rejects bad input naming the field, and stores nothing', async () => {
+    const before = await c.rest('GET', '/v1/environments/prod/services');
+    const cases: Array<[string, string, unknown, number, RegExp, string?]> = [
+      ['missing name', '/v1/environments/prod/services', { ...WEB, name: '' }, 400, /name/],
+      ['negative replicas', '/v1/environments/prod/services', { ...WEB, name: 'neg', replicas: -1 }, 400, /replicas/],
+      ['zero memory', '/v1/environments/prod/services', { ...WEB, name: 'zero', resources: { cpuMillis: 100, memoryMib: 0 } }, 400, /memoryMib/],
+      ['unknown environment', '/v1/environments/nope/services', { ...WEB, name: 'x' }, 404, /environment/],
+      ['duplicate name', '/v1/environments/prod/services', WEB, 409, /already exists/],
+      ['malformed JSON', '/v1/environments/prod/services', undefined, 400, /JSON/, '{"name": "broken",'],
+      ['wrong type', '/v1/environments/prod/services', { ...WEB, name: 'typed', replicas: 'three' }, 400, /replicas/],
+      ['duplicate environment', '/v1/environments', { name: 'prod' }, 409, /already exists/],
+      ['bad environment name', '/v1/environments', { name: 'Prod Env' }, 400, /name/],
+    ];
+    for (const [what, path, body, code, message, raw] of cases) {
+      const res = await c.rest('POST', path, body, raw);
+      assert.equal(res.status, code, `${what}: ${JSON.stringify(res.body)}`);
+      assert.match(res.body.message, message, what);
+      assert.equal(typeof res.body.code, 'number', what);
+      assert.ok(Array.isArray(res.body.details), what);
+    }
+    const neg = await c.rest('POST', '/v1/environments/prod/services', { ...WEB, name: 'neg', replicas: -1 });
+    assert.deepEqual(neg.body.details[0].fieldViolations, [{ field: 'replicas', description: 'must be an integer from 1 to 100' }]);
+    const after = await c.rest('GET', '/v1/environments/prod/services');
+    assert.deepEqual(after.body.services.map((s: any) => s.name), before.body.services.map((s: any) => s.name));
+    assert.equal((await c.rest('GET', '/v1/environments')).body.environments.length, 1);
+  });
+
+  it('refuses clients without a certificate, from another CA, and agents calling PodApi; reflection lists the services', async () => {
+    const ca = readFileSync(join(c.certsDir, 'ca.crt'));
+    const none = c.podApi(credentials.createSsl(ca));
+    await assert.rejects(listHosts(none), (e: ServiceError) => e.code === status.UNAUTHENTICATED);
+    none.close();
+
+    const other = await loadOrCreateAuthority(join(c.dir, 'other-ca'), 'podium.local');
+    const forged = await issueKeyPair(other, { role: 'operator', name: 'admin', spiffeId: spiffeIdFor('podium.local', 'operator', 'admin') }, 3600);
+    const stranger = c.podApi(credentials.createSsl(ca, Buffer.from(forged.keyPem), Buffer.from(forged.certPem)));
+    await assert.rejects(listHosts(stranger), (e: ServiceError) => e.code === status.UNAUTHENTICATED);
+    stranger.close();
+
+    const agentDir = join(c.dir, 'agents', c.hosts[0]!);
+    const agent = c.podApi(
+      credentials.createSsl(ca, readFileSync(join(agentDir, 'agent.key')), readFileSync(join(agentDir, 'agent.crt'))),
+    );
+    await assert.rejects(listHosts(agent), (e: ServiceError) => e.code === status.PERMISSION_DENIED);
+    agent.close();
+
+    const tls = ['-cacert', join(c.certsDir, 'ca.crt'), '-cert', join(c.certsDir, 'operator.crt'), '-key', join(c.certsDir, 'operator.key')];
+    const { stdout } = await run('grpcurl', [...tls, c.serverAddress, 'list']);
+    for (const s of ['podium.v1.PodApi', 'podium.v1.AgentService', 'podium.v1.CertificateService']) assert.match(stdout, new RegExp(s.replace(/\./g, '\\.')));
+    const hosts = JSON.parse((await run('grpcurl', [...tls, c.serverAddress, 'podium.v1.PodApi/ListHosts'])).stdout);
+    assert.equal(hosts.hosts.length, 3);
+    await assert.rejects(run('grpcurl', ['-cacert', join(c.certsDir, 'ca.crt'), c.serverAddress, 'podium.v1.PodApi/ListHosts']));
+  });
+
+  it('comes back with the same state after the server is SIGKILLed, starting no container twice', async () => {
+    const before = (await c.containers()).map((x) => x.id).sort();
+    const web = (await c.rest('GET', '/v1/environments/prod/services/web')).body;
+    const started = new Map<string, string>();
+    for (const id of before) started.set(id, (await c.engine.inspectContainer(id)).State.StartedAt);
+
+    await c.kill('server', 'SIGKILL');
+    c.startServer();
+    await poll('the Pod API after restart', () => c.health(), 30_000);
+    await c.waitHostsUp(c.hosts);
+    // Agents reconnected by themselves: each host has a live session (a round can reach it).
+    await poll('agents reconnected', () => c.log('server').split('\n').filter((l) => l.includes('agent connected')).length >= 6);
+
+    const again = await running(c, 'prod', 'web', 3);
+    assert.deepEqual(
+      again.instances.map((i: any) => [i.id, i.host, i.containerId]).sort(),
+      web.instances.map((i: any) => [i.id, i.host, i.containerId]).sort(),
+    );
+    // Give the reconciliation time to do anything wrong, then compare.
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = (await c.containers()).map((x) => x.id).sort();
+    assert.deepEqual(after, before);
+    for (const id of after) assert.equal((await c.engine.inspectContainer(id)).State.StartedAt, started.get(id), `container ${id} restarted`);
+  });
+
+  it('re-places the replica of a killed agent on the remaining free host after the TTL, and cleans up when it returns', async () => {
+    await c.rest('DELETE', '/v1/environments/prod/services/web4');
+    const pair = await c.rest('POST', '/v1/environments/prod/services', { ...WEB, name: 'pair', replicas: 2 });
+    assert.equal(pair.status, 200);
+    const svc = await running(c, 'prod', 'pair', 2);
+    const used = svc.instances.map((i: any) => i.host);
+    const free = c.hosts.find((h) => !used.includes(h))!;
+    const victim = used[0];
+    await c.kill(victim, 'SIGKILL');
+
+    const moved = await poll('the replica re-placed', async () => {
+      const { body } = await c.rest('GET', '/v1/environments/prod/services/pair');
+      const up = body.instances.filter((i: any) => i.state === 'INSTANCE_STATE_RUNNING');
+      return up.length === 2 && up.some((i: any) => i.host === free) ? body : undefined;
+    }, 60_000);
+    assert.ok(moved.instances.some((i: any) => i.host === victim && i.state === 'INSTANCE_STATE_LOST'));
+    const hosts = (await c.rest('GET', '/v1/hosts')).body.hosts;
+    assert.equal(hosts.find((h: any) => h.id === victim).state, 'HOST_STATE_DOWN');
+
+    // The host returns: its lost containers are removed, nothing is double-run.
+    c.startAgent(victim);
+    await c.waitHostsUp([victim]);
+    await poll('the lost containers removed', async () => {
+      const left = (await c.containers()).filter((x) => x.labels['podium.host'] === victim && x.labels['podium.service'] === 'pair');
+      return left.length === 0;
+    });
+    const final = (await c.rest('GET', '/v1/environments/prod/services/pair')).body;
+    assert.equal(final.instances.filter((i: any) => i.state === 'INSTANCE_STATE_LOST').length, 0);
+    const pairContainers = (await c.containers()).filter((x) => x.labels['podium.service'] === 'pair');
+    assert.equal(pairContainers.length, 2);
+    await running(c, 'prod', 'web', 3);
+  });
+
+  it('DELETE stops and removes the containers', async () => {
+    const res = await c.rest('DELETE', '/v1/environments/prod/services/web');
+    assert.equal(res.status, 200);
+    assert.equal((await c.rest('GET', '/v1/environments/prod/services/web')).status, 404);
+    await poll('web containers removed', async () => (await c.containers()).every((x) => x.labels['podium.service'] !== 'web'));
+  });
+});
