@@ -3,7 +3,7 @@
  * that may call it; every one scopes what it reads and writes to the caller's tenant, so another
  * tenant's environment or service is NOT_FOUND, exactly like one that does not exist.
  */
-import { status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
+import { Metadata, status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type {
   CreateEnvironmentRequest,
@@ -219,6 +219,8 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
         call.emit('error', toServiceError(err, deps.log));
         return;
       }
+      // Headers go out at once, so that the gateway can answer 200 and start the stream.
+      call.sendMetadata(new Metadata());
       const env = call.request.environment;
       const visible = (e: EventRecord) => (operatorAll || e.tenant === tenant) && (!env || e.environment === env);
       // Subscribe before replaying, and skip what the replay already sent, so nothing falls between.

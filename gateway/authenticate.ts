@@ -1,0 +1,20 @@
+/**
+ * `Authorization: Bearer <token>` → the tenant the request acts for. The token itself goes no
+ * further than this function: not into logs, errors or metadata.
+ */
+import { status } from '@grpc/grpc-js';
+import { GatewayError } from './gateway-error';
+import type { TokenIdentity, TokenStore } from './token-store';
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/** The identity behind the request's bearer token; throws GatewayError(UNAUTHENTICATED). */
+export function authenticate(authorization: string | undefined, tokens: TokenStore): TokenIdentity {
+  const match = authorization === undefined ? null : BEARER.exec(authorization);
+  if (!match) {
+    throw new GatewayError(status.UNAUTHENTICATED, 'missing bearer token: send "Authorization: Bearer <token>"');
+  }
+  const identity = tokens.lookup(match[1]);
+  if (!identity) throw new GatewayError(status.UNAUTHENTICATED, 'the bearer token is not valid (unknown or revoked)');
+  return identity;
+}

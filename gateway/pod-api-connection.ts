@@ -1,0 +1,105 @@
+/**
+ * The gateway's one link to the Pod API: the generated `PodApiClient` over mutual TLS (the
+ * gateway's certificate carries role `gateway`), calling any PodApi method by its gRPC path with
+ * the generated serializers. Every call carries the authenticated tenant as `podium-tenant`
+ * metadata; nothing from the HTTP request's headers is forwarded, so a caller cannot name a
+ * tenant of its choosing.
+ */
+import {
+  credentials,
+  Metadata,
+  type ClientReadableStream,
+  type MethodDefinition,
+  type ServiceDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { PodApiClient, PodApiService } from '../gen/podium/v1/pod_api';
+
+export const TENANT_METADATA_KEY = 'podium-tenant';
+
+/** The Pod API's full service name, whose http rules are the gateway's routes. */
+export const POD_API_SERVICE = 'podium.v1.PodApi';
+
+export interface PodApiTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+export interface UnaryCall {
+  /** Resolves with the response message, rejects with the grpc-js ServiceError. */
+  readonly response: Promise<unknown>;
+  cancel(): void;
+}
+
+export class PodApiConnection {
+  private readonly client: PodApiClient;
+  // The generated definitions are typed per method; the gateway calls them generically, by path.
+  private readonly methods = new Map<string, MethodDefinition<unknown, unknown>>();
+
+  constructor(address: string, tls: PodApiTls) {
+    const channelCredentials = credentials.createSsl(
+      Buffer.from(tls.caPem),
+      Buffer.from(tls.keyPem),
+      Buffer.from(tls.certPem),
+    );
+    this.client = new PodApiClient(address, channelCredentials);
+    const definitions: ServiceDefinition = PodApiService;
+    for (const definition of Object.values(definitions)) this.methods.set(definition.path, definition);
+  }
+
+  /** True when the generated client knows the method (checked for every route at start-up). */
+  has(grpcPath: string): boolean {
+    return this.methods.has(grpcPath);
+  }
+
+  unary(grpcPath: string, request: unknown, tenant: string, deadline: Date): UnaryCall {
+    const method = this.method(grpcPath);
+    let cancel: () => void = () => {};
+    const response = new Promise<unknown>((resolve, reject) => {
+      const call = this.client.makeUnaryRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        request,
+        tenantMetadata(tenant),
+        { deadline },
+        (err: ServiceError | null, value?: unknown) => (err ? reject(err) : resolve(value)),
+      );
+      cancel = () => call.cancel();
+    });
+    return { response, cancel: () => cancel() };
+  }
+
+  /**
+   * A server stream. It has no deadline: a watch lives as long as its HTTP client, and the
+   * caller cancels it when that client goes away.
+   */
+  serverStream(grpcPath: string, request: unknown, tenant: string): ClientReadableStream<unknown> {
+    const method = this.method(grpcPath);
+    return this.client.makeServerStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      request,
+      tenantMetadata(tenant),
+      {},
+    );
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private method(grpcPath: string): MethodDefinition<unknown, unknown> {
+    const method = this.methods.get(grpcPath);
+    if (!method) throw new Error(`the generated PodApi client has no method ${grpcPath}`);
+    return method;
+  }
+}
+
+function tenantMetadata(tenant: string): Metadata {
+  const metadata = new Metadata();
+  metadata.set(TENANT_METADATA_KEY, tenant);
+  return metadata;
+}
