@@ -47,7 +47,7 @@ function portOpen(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Removes every container the dev hosts made (found by label), on the shared engine. */
+/** Removes every container and network the dev hosts made (found by label), on the shared engine. */
 async function removeDevContainers(engine: DockerEngine): Promise<number> {
   let n = 0;
   for (const host of DEV_HOSTS) {
@@ -55,6 +55,7 @@ async function removeDevContainers(engine: DockerEngine): Promise<number> {
       await engine.removeContainer(c.id);
       n++;
     }
+    for (const net of await engine.listNetworks({ 'podium.host': host })) await engine.removeNetwork(net.id);
   }
   return n;
 }
@@ -102,7 +103,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const kernel = kernelAppArmor();
   if (!kernel.enabled) {
     process.stdout.write(
-      `! WARNING: this kernel has no AppArmor (${kernel.detail}).\n` +
+      `! WARNING: ${kernel.detail}.\n` +
         '!          The agents run with --insecure-no-apparmor: profiles are generated and checked, not enforced.\n',
     );
   }

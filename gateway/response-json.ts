@@ -1,9 +1,12 @@
 /**
  * A response message as proto3 JSON: ts-proto's `toJSON` (camelCase names, enums by name,
- * timestamps as RFC 3339, default values omitted), then 64-bit integers turned into strings.
- * The generated code runs with forceLong=number and so emits them as JSON numbers; proto3 JSON
- * (and grpc-gateway) send strings, which every proto3 JSON parser, ts-proto's `fromJSON`
- * included, reads back.
+ * timestamps as RFC 3339, scalar defaults emitted), then two fixes:
+ * - 64-bit integers become strings. The generated code runs with forceLong=number and so emits
+ *   them as JSON numbers; proto3 JSON (and grpc-gateway) send strings, which every proto3 JSON
+ *   parser, ts-proto's `fromJSON` included, reads back.
+ * - empty repeated fields and maps are emitted as [] and {} (ts-proto leaves them out even with
+ *   emitDefaultValues), so that, as with grpc-gateway's EmitUnpopulated, a client can rely on
+ *   `"hosts": []` being there.
  */
 import { FieldType, INT64_TYPES, type SchemaRegistry } from './schema-registry';
 
@@ -19,6 +22,10 @@ function stringifyInt64(registry: SchemaRegistry, typeName: string, json: unknow
   const object = json as Record<string, unknown>;
   for (const field of registry.message(typeName).fields) {
     const value = object[field.jsonName];
+    if (value === undefined && field.repeated) {
+      object[field.jsonName] = isMapField(registry, field) ? {} : [];
+      continue;
+    }
     if (value === undefined || value === null) continue;
     if (INT64_TYPES.has(field.type)) {
       object[field.jsonName] = Array.isArray(value) ? value.map(int64String) : int64String(value);
@@ -38,6 +45,10 @@ function stringifyInt64(registry: SchemaRegistry, typeName: string, json: unknow
       }
     }
   }
+}
+
+function isMapField(registry: SchemaRegistry, field: { type: number; typeName: string }): boolean {
+  return field.type === FieldType.MESSAGE && registry.hasMessage(field.typeName) && registry.message(field.typeName).mapEntry;
 }
 
 function int64String(value: unknown): unknown {

@@ -159,6 +159,16 @@ export class DockerEngine {
     await this.call({ op: `remove network ${idOrName}`, method: 'DELETE', path: `/networks/${idOrName}`, ok: [204, 200], tolerate: [404] });
   }
 
+  /** Ids and names of the networks that carry all the labels of `labelFilter`. */
+  async listNetworks(labelFilter: Record<string, string>): Promise<Array<{ id: string; name: string }>> {
+    const label = Object.entries(labelFilter).map(([k, v]) => `${k}=${v}`);
+    const list = (await this.call({ op: 'list networks', method: 'GET', path: '/networks', query: { filters: { label } }, ok: [200] })) as Array<{
+      Id: string;
+      Name: string;
+    }>;
+    return list.map((n) => ({ id: n.Id, name: n.Name }));
+  }
+
   /** Every container (running or not) that carries all the labels of `labelFilter`. */
   async listContainers(labelFilter: Record<string, string>): Promise<ContainerSummary[]> {
     const label = Object.entries(labelFilter).map(([k, v]) => `${k}=${v}`);

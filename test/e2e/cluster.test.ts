@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { issueKeyPair, loadOrCreateAuthority, spiffeIdFor } from '../../certs';
+import { TokenStore } from '../../gateway';
 import { Cluster } from '../support/cluster';
 import { poll } from '../support/poll';
 
@@ -116,6 +117,40 @@ describe('Podium end to end (three agents on real Docker)', function () {
     const after = await c.rest('GET', '/v1/environments/prod/services');
     assert.deepEqual(after.body.services.map((s: any) => s.name), before.body.services.map((s: any) => s.name));
     assert.equal((await c.rest('GET', '/v1/environments')).body.environments.length, 1);
+  });
+
+  it("scopes every call to the caller's tenant: another tenant's service is NOT_FOUND", async () => {
+    const tokens = TokenStore.open(join(c.dir, 'gateway', 'tokens.db'));
+    const other = tokens.create('globex', 'e2e-globex');
+    tokens.close();
+    const as = (method: string, path: string, body?: unknown) =>
+      fetch(`${c.gatewayUrl}${path}`, { method, headers: { authorization: `Bearer ${other}` }, body: body === undefined ? undefined : JSON.stringify(body) });
+    assert.equal((await as('GET', '/v1/environments/prod/services/web')).status, 404);
+    assert.equal((await as('DELETE', '/v1/environments/prod/services/web')).status, 404);
+    assert.deepEqual(await (await as('GET', '/v1/environments')).json(), { environments: [] });
+    // Names are per tenant: globex may have its own "prod".
+    assert.equal((await as('POST', '/v1/environments', { name: 'prod' })).status, 200);
+    assert.deepEqual(await (await as('GET', '/v1/environments/prod/services')).json(), { services: [] });
+    assert.equal((await c.rest('GET', '/v1/environments/prod/services/web')).status, 200);
+  });
+
+  it('streams the event log as newline-delimited JSON', async () => {
+    const abort = new AbortController();
+    const res = await fetch(`${c.gatewayUrl}/v1/events?environment=prod`, { headers: { authorization: `Bearer ${c.token}` }, signal: abort.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('"instance.running"')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    abort.abort();
+    const events = text.trim().split('\n').map((l) => JSON.parse(l).result);
+    assert.equal(events[0].type, 'environment.created');
+    assert.ok(events.some((e: any) => e.type === 'service.created' && e.service === 'web'));
+    assert.ok(events.some((e: any) => e.type === 'instance.awarded' && e.service === 'web'));
+    assert.ok(events.every((e: any, i: number) => i === 0 || Number(e.sequence) > Number(events[i - 1].sequence)));
   });
 
   it('refuses clients without a certificate, from another CA, and agents calling PodApi; reflection lists the services', async () => {

@@ -107,11 +107,11 @@ describe('gateway', function () {
         pendingReason: '',
         createTime: undefined,
       });
-      // proto3 JSON out: camelCase, enums by name, timestamps RFC 3339, defaults omitted.
+      // proto3 JSON out: camelCase, enums by name, timestamps RFC 3339, defaults emitted.
       assert.deepEqual(await json(res), {
         ...DEPLOY_BODY,
         environment: 'prod',
-        instances: [{ id: 'i-1', state: 'INSTANCE_STATE_PENDING' }],
+        instances: [{ id: 'i-1', host: '', state: 'INSTANCE_STATE_PENDING', containerId: '', message: '' }],
         pendingReason: 'waiting for the next round',
         createTime: '2024-05-01T12:00:00.000Z',
       });
@@ -250,7 +250,8 @@ describe('gateway', function () {
       assert.equal(envs.status, 200);
       assert.deepEqual(fake.callsOf('createEnvironment')[0].request, { environment: { name: 'staging', tenant: '', createTime: undefined } });
       assert.equal((await json(await api('/v1/environments'))).environments[0].name, 'prod');
-      assert.deepEqual(await json(await api('/v1/environments/prod/services')), {});
+      // An empty list is [], not a missing field.
+      assert.deepEqual(await json(await api('/v1/environments/prod/services')), { services: [] });
     });
 
     it('answers an unknown route with 404 and a wrong method with 405', async () => {
@@ -391,6 +392,9 @@ describe('gateway', function () {
             type: 'service.created',
             environment: 'prod',
             service: 'web',
+            instance: '',
+            host: '',
+            message: '',
           },
         },
         {
@@ -400,6 +404,9 @@ describe('gateway', function () {
             type: 'instance.running',
             environment: 'prod',
             service: 'web',
+            instance: '',
+            host: '',
+            message: '',
           },
         },
       ]);

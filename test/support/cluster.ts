@@ -169,6 +169,9 @@ export class Cluster {
   async stop(): Promise<void> {
     for (const name of [...this.procs.keys()]) await this.kill(name, 'SIGTERM');
     for (const c of await this.containers()) await this.engine.removeContainer(c.id).catch(() => undefined);
+    for (const h of this.hosts) {
+      for (const n of await this.engine.listNetworks({ 'podium.host': h })) await this.engine.removeNetwork(n.id).catch(() => undefined);
+    }
     if (!process.env.PODIUM_KEEP_TEST_DIR) rmSync(this.dir, { recursive: true, force: true });
   }
 }
