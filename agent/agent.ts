@@ -32,6 +32,9 @@ import {
   type DockerEngine,
 } from './runtime';
 
+/** How long a failed image pull keeps a host from trying that image again. */
+const IMAGE_RETRY_MS = 60_000;
+
 export interface AgentOptions {
   serverAddress: string;
   pod: string;
@@ -64,6 +67,8 @@ export class Agent {
   private watcher: NodeJS.Timeout | null = null;
   private stopped = false;
   private backoff: number;
+  /** Images this host is pulling, or failed to pull (and until when it will not try again). */
+  private readonly images = new Map<string, { pulling: true } | { pulling: false; retryAt: number; error: string }>();
   private connected = false;
 
   constructor(
@@ -221,12 +226,35 @@ export class Agent {
     return { cpuMillis: cpu, memoryMib: mem };
   }
 
+  /**
+   * Whether the image is here. When it is not, a pull starts in the background (bids have a
+   * deadline; a pull can take minutes) and the host declines until the image has arrived. A failed
+   * pull is not retried for IMAGE_RETRY_MS, so a missing image does not cost a pull per round.
+   */
+  private async imageReady(ref: string): Promise<boolean> {
+    if (await this.engine.imageExists(ref).catch(() => false)) return true;
+    const known = this.images.get(ref);
+    if (known && (known.pulling || known.retryAt > Date.now())) return false;
+    this.images.set(ref, { pulling: true });
+    this.engine.pullImage(ref).then(
+      () => {
+        this.images.delete(ref);
+        this.log.info({ image: ref }, 'image pulled');
+      },
+      (err: Error) => {
+        this.images.set(ref, { pulling: false, retryAt: Date.now() + IMAGE_RETRY_MS, error: err.message });
+        this.log.warn({ image: ref, err: err.message }, 'image pull failed');
+      },
+    );
+    return false;
+  }
+
   /** ONE sealed answer per call: a price for each lot it can take, a reason for each it cannot. */
   private async bid(call: CallForBids): Promise<void> {
     const bids: Array<{ lotId: string; price: number }> = [];
     const declines: Array<{ lotId: string; reason: string }> = [];
     const free = this.free();
-    const cached = new Map<string, boolean>();
+    const ready = new Map<string, boolean>();
     for (const lot of call.lots) {
       const need = lot.resources ?? { cpuMillis: 0, memoryMib: 0 };
       if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE) {
@@ -242,13 +270,17 @@ export class Agent {
         declines.push({ lotId: lot.id, reason: 'ha' });
         continue;
       }
-      if (!cached.has(lot.image)) cached.set(lot.image, await this.engine.imageExists(lot.image).catch(() => false));
+      if (!ready.has(lot.image)) ready.set(lot.image, await this.imageReady(lot.image));
+      if (!ready.get(lot.image)) {
+        declines.push({ lotId: lot.id, reason: 'image' });
+        continue;
+      }
       bids.push({
         lotId: lot.id,
         price: priceLot({
           freeAfter: { cpuMillis: free.cpuMillis - need.cpuMillis, memoryMib: free.memoryMib - need.memoryMib },
           capacity: this.opts.capacity,
-          imageCached: cached.get(lot.image)!,
+          imageCached: true,
           sameGroupCount: lot.haGroup ? held.filter((h) => h.haGroup === lot.haGroup).length : 0,
           sameTenantCount: held.filter((h) => h.tenant === lot.tenant).length,
         }),
@@ -344,7 +376,13 @@ export class Agent {
       for (const h of this.held.values()) {
         if (h.reported !== InstanceState.INSTANCE_STATE_RUNNING) continue;
         const c = seen.get(h.instanceId);
-        if (!c || !c.running) this.report(h, InstanceState.INSTANCE_STATE_FAILED, c ? `container ${c.state}` : 'container disappeared');
+        if (c?.running) continue;
+        let why = 'container disappeared';
+        if (c) {
+          const info = await this.engine.inspectContainer(c.id).catch(() => undefined);
+          why = info?.State ? `container ${info.State.Status} with exit code ${info.State.ExitCode}${info.State.OOMKilled ? ' (out of memory)' : ''}` : `container ${c.state}`;
+        }
+        this.report(h, InstanceState.INSTANCE_STATE_FAILED, why);
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not list containers');

@@ -204,19 +204,17 @@ export class AgentSessions {
     }
     if (inst.state === state && inst.containerId === s.containerId && inst.message === s.message) return;
     this.store.tx(() => {
-      if (state === 'failed') {
-        // The container could not start or exited: remove it and let the orchestrator place a
-        // replacement, so that a broken host does not keep a replica down.
-        this.store.deleteInstance(inst.id);
-        send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: inst.id } } });
-      } else {
-        this.store.updateInstanceStatus(inst.id, hostId, state, s.containerId, s.message, now);
-      }
+      this.store.updateInstanceStatus(inst.id, hostId, state, s.containerId, s.message, now);
       this.store.appendEvent(
         { tenant: inst.tenant, type: `instance.${state}`, environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: s.message },
         now,
       );
     });
-    log.info({ instance: inst.id, state, container: s.containerId }, 'instance status');
+    if (state === 'failed') {
+      // The container could not start or has exited: it is removed, and the orchestrator places a
+      // replacement after a backoff (the failed row stays, for the customer to see why).
+      send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: inst.id } } });
+    }
+    log.info({ instance: inst.id, state, container: s.containerId, message: s.message }, 'instance status');
   }
 }

@@ -38,6 +38,11 @@ export interface ServerConfig {
   /** How often the orchestrator checks replicas and heartbeats. */
   orchestratorIntervalMs: number;
   certLifetimeSeconds: number;
+  /** Pending lots that no host could take are auctioned again this often. */
+  pendingRetryMs: number;
+  restartBackoffMs: number;
+  restartBackoffMaxMs: number;
+  failureWindowMs: number;
   bidDeadlineMs: number;
   awardTimeoutMs: number;
   maxCandidatesPerLot: number;
@@ -54,6 +59,10 @@ export const SERVER_DEFAULTS = {
   heartbeatIntervalMs: 2_000,
   orchestratorIntervalMs: 500,
   certLifetimeSeconds: 24 * 3600,
+  pendingRetryMs: 3_000,
+  restartBackoffMs: 2_000,
+  restartBackoffMaxMs: 5 * 60_000,
+  failureWindowMs: 10 * 60_000,
   bidDeadlineMs: 1_000,
   awardTimeoutMs: 10_000,
   maxCandidatesPerLot: 16,
@@ -113,8 +122,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log.child({ module: 'auction' }),
   );
   sessions.auction = auctioneer;
-  const orchestrator = new Orchestrator(store, { hostTtlMs: config.hostTtlMs, now }, log.child({ module: 'orchestrator' }), () =>
-    auctioneer.kick(),
+  const orchestrator = new Orchestrator(
+    store,
+    {
+      hostTtlMs: config.hostTtlMs,
+      restartBackoffMs: config.restartBackoffMs,
+      restartBackoffMaxMs: config.restartBackoffMaxMs,
+      failureWindowMs: config.failureWindowMs,
+      now,
+    },
+    log.child({ module: 'orchestrator' }),
+    () => auctioneer.kick(),
   );
 
   const server = new Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
@@ -161,7 +179,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       log.error({ err }, 'orchestrator tick failed');
     }
   }, config.orchestratorIntervalMs);
+  // Lots no host could take wait for a change (a host joins, capacity frees up) or for this retry,
+  // so that an unplaceable lot does not cost a round every orchestrator tick.
+  const retry = setInterval(() => {
+    if (store.countPending() > 0) auctioneer.kick();
+  }, config.pendingRetryMs);
   orchestrator.tick();
+  auctioneer.kick();
   log.info({ address: `${config.host}:${port}`, fingerprint: ca.fingerprint }, 'Pod API listening');
 
   return {
@@ -170,6 +194,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     store,
     close: async () => {
       clearInterval(timer);
+      clearInterval(retry);
       auctioneer.stop();
       sessions.closeAll('server shutting down');
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));

@@ -1,14 +1,15 @@
 /**
  * Keeps what is running in line with what was asked: one pending instance (a lot for the auction)
  * for every missing replica, and hosts that stop heartbeating marked down so that their replicas
- * are placed again elsewhere.
+ * are placed again elsewhere. A replica whose container failed is replaced after an exponential
+ * backoff, so that a crash-looping service does not churn the fleet.
  *
  * Order matters in `tick`: hosts are marked down first, so that the replicas they held count as
  * missing in the same tick and their replacements join the next auction round.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ServiceRecord, Store } from './store';
+import type { InstanceRecord, ServiceRecord, Store } from './store';
 
 export const WAITING_FOR_AUCTION = 'waiting for an auction';
 
@@ -24,7 +25,21 @@ export function haGroupOf(svc: Pick<ServiceRecord, 'tenant' | 'environment' | 'n
 export interface OrchestratorOptions {
   /** A host that has not heartbeated for this long is down. */
   hostTtlMs: number;
+  /** Wait before replacing a failed replica; doubles with each failure in the window. */
+  restartBackoffMs: number;
+  restartBackoffMaxMs: number;
+  /** Failures older than this are forgotten (their rows deleted): the backoff starts over. */
+  failureWindowMs: number;
   now: () => number;
+}
+
+/**
+ * How long after the latest of `failures` recent failures a replacement may start: exponential,
+ * capped, so a crash-looping service costs little and a one-off crash is replaced quickly.
+ */
+export function restartDelay(failures: number, baseMs: number, maxMs: number): number {
+  if (failures <= 0) return 0;
+  return Math.min(maxMs, baseMs * 2 ** Math.min(failures - 1, 30));
 }
 
 export class Orchestrator {
@@ -42,11 +57,11 @@ export class Orchestrator {
    */
   ensureReplicas(svc: ServiceRecord): number {
     return this.store.tx(() => {
-      const live = this.store
-        .listInstancesOfService(svc.tenant, svc.environment, svc.name)
-        .filter((i) => i.state === 'pending' || i.state === 'starting' || i.state === 'running').length;
+      const instances = this.store.listInstancesOfService(svc.tenant, svc.environment, svc.name);
+      const live = instances.filter((i) => i.state === 'pending' || i.state === 'starting' || i.state === 'running').length;
       const missing = svc.spec.replicas - live;
       const now = this.opts.now();
+      if (missing > 0 && this.inBackoff(instances, now)) return 0;
       for (let k = 0; k < missing; k++) {
         const id = newInstanceId();
         this.store.insertInstance({
@@ -68,9 +83,21 @@ export class Orchestrator {
     });
   }
 
-  /** One pass: expire silent hosts, then top up every service. */
-  tick(): void {
+  /** True while the service's latest failure is more recent than its restart delay. */
+  private inBackoff(instances: InstanceRecord[], now: number): boolean {
+    const failed = instances.filter((i) => i.state === 'failed');
+    if (failed.length === 0) return false;
+    const latest = Math.max(...failed.map((i) => i.updatedAt));
+    return now < latest + restartDelay(failed.length, this.opts.restartBackoffMs, this.opts.restartBackoffMaxMs);
+  }
+
+  /**
+   * One pass: expire silent hosts, forget old failures, then top up every service. Returns how
+   * many pending instances it created.
+   */
+  tick(): number {
     const now = this.opts.now();
+    this.store.deleteFailedBefore(now - this.opts.failureWindowMs);
     for (const host of this.store.listHosts()) {
       if (host.state !== 'up' || now - host.lastHeartbeat <= this.opts.hostTtlMs) continue;
       const lost = this.store.markHostDown(host.id, now);
@@ -86,6 +113,7 @@ export class Orchestrator {
     }
     let created = 0;
     for (const svc of this.store.listServices(null)) created += this.ensureReplicas(svc);
-    if (created > 0 || this.store.countPending() > 0) this.onPending();
+    if (created > 0) this.onPending();
+    return created;
   }
 }

@@ -75,11 +75,19 @@ function requireEnvironment(store: Store, tenant: string, name: string): void {
 
 export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Service {
   const pending = instances.filter((i) => i.state === 'pending');
+  const active = instances.filter((i) => i.state === 'pending' || i.state === 'starting' || i.state === 'running').length;
+  const failed = instances.filter((i) => i.state === 'failed').sort((a, b) => b.updatedAt - a.updatedAt);
+  const replicas = `${svc.spec.replicas} replica${svc.spec.replicas === 1 ? '' : 's'}`;
   let pendingReason = '';
   if (pending.length > 0) {
     const why = pending[0]!.message;
     const unplaced = pending.length > 1 ? ` (${pending.length} unplaced)` : '';
-    pendingReason = `${svc.spec.replicas} replicas${unplaced}, ${why}`;
+    pendingReason = `${replicas}${unplaced}, ${why}`;
+  } else if (active < svc.spec.replicas && failed.length > 0) {
+    const n = failed.length;
+    pendingReason =
+      `${replicas}, ${svc.spec.replicas - active} waiting to restart after ` +
+      `${n} failure${n === 1 ? '' : 's'} (last: ${failed[0]!.message || 'no reason given'})`;
   }
   return {
     name: svc.name,
@@ -198,6 +206,8 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
       if (!placed) throw PodiumError.notFound(`service "${req.service}"`);
       // Hosts that are not connected remove these containers when they reconcile.
       for (const i of placed) deps.sessions.stopInstance(i.host!, i.id);
+      // Capacity was freed: lots waiting for it may fit now.
+      deps.kickAuction();
       return {};
     }),
 

@@ -403,6 +403,11 @@ export class Store {
     this.db.prepare(`UPDATE instances SET message = ? WHERE id = ? AND state = 'pending' AND message <> ?`).run(message, id, message);
   }
 
+  /** Forgets failed instances last updated before `time`. */
+  deleteFailedBefore(time: number): void {
+    this.db.prepare(`DELETE FROM instances WHERE state = 'failed' AND updated_at < ?`).run(time);
+  }
+
   deleteInstance(id: string): void {
     this.db.prepare(`DELETE FROM instances WHERE id = ?`).run(id);
   }

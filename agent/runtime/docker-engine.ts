@@ -131,6 +131,18 @@ export class DockerEngine {
     if (failure !== undefined) throw new DockerEngineError(op, failure, 200);
   }
 
+  /**
+   * Pulls `ref` from its registry (POST /images/create?fromImage=…). Registry failures arrive in
+   * a 200 progress stream or as an error status; both are thrown, naming the image.
+   */
+  async pullImage(ref: string): Promise<void> {
+    const { repo, tag } = splitRef(ref);
+    const op = `pull image ${ref}`;
+    const result = await this.call({ op, method: 'POST', path: '/images/create', query: { fromImage: repo, tag }, ok: [200] });
+    const failure = progressError(result);
+    if (failure !== undefined) throw new DockerEngineError(op, failure, 200);
+  }
+
   /** Removes the tag `ref` (and the image when it was its last tag). Tolerates a missing image. */
   async removeImage(ref: string): Promise<void> {
     checkImageRef(ref);

@@ -2,20 +2,19 @@ import { explanation } from './explanation-text';
 import { minCostMatching, type MatchingCell } from './min-cost-matching';
 import { firstExclusion, pipelineFor, type PlacementRule } from './placement-rules';
 import { RoundState } from './round-state';
-import type {
-  Award,
-  BidView,
-  DeclineView,
-  ExclusionReason,
-  HostView,
-  LotView,
-  RoundResult,
+import {
+  EXCLUSION_ORDER,
+  type Award,
+  type BidView,
+  type DeclineView,
+  type ExclusionReason,
+  type HostView,
+  type LotView,
+  type RoundResult,
 } from './types';
 import { assertUniqueIds } from './unique-ids';
 
-const EXCLUSION_REASONS: ReadonlySet<string> = new Set<ExclusionReason>([
-  'down', 'no-apparmor', 'constraint', 'refused', 'capacity', 'ha', 'no-bid',
-]);
+const EXCLUSION_REASONS: ReadonlySet<string> = new Set<string>(EXCLUSION_ORDER);
 
 /** Code-point order: the same on every machine and locale, unlike localeCompare. */
 const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -174,5 +173,4 @@ function declineReason(reasons: readonly string[] | undefined): ExclusionReason 
   return best;
 }
 
-const RANK: readonly ExclusionReason[] = ['down', 'no-apparmor', 'constraint', 'refused', 'capacity', 'ha', 'no-bid'];
-const pipelineRank = (reason: ExclusionReason): number => RANK.indexOf(reason);
+const pipelineRank = (reason: ExclusionReason): number => EXCLUSION_ORDER.indexOf(reason);

@@ -1,4 +1,4 @@
-import type { ExclusionReason, Explanation } from './types';
+import { EXCLUSION_ORDER as ORDER, type ExclusionReason, type Explanation } from './types';
 
 /** How each reason reads in an explanation. */
 const WORDING: Readonly<Record<ExclusionReason, string>> = {
@@ -8,6 +8,7 @@ const WORDING: Readonly<Record<ExclusionReason, string>> = {
   capacity: 'capacity',
   ha: 'the HA rule',
   refused: 'refused the award',
+  image: 'cannot get the image',
   'no-bid': 'no bid',
 };
 
@@ -15,10 +16,8 @@ const WORDING: Readonly<Record<ExclusionReason, string>> = {
  * Reasons that say what the host is or did ("2 down", "1 refused the award", "3 no bid") rather
  * than a rule that excluded it ("2 excluded by capacity"). Reading "excluded by down" would be odd.
  */
-const STATES: ReadonlySet<ExclusionReason> = new Set<ExclusionReason>(['down', 'refused', 'no-bid']);
+const STATES: ReadonlySet<ExclusionReason> = new Set<ExclusionReason>(['down', 'refused', 'image', 'no-bid']);
 
-/** Pipeline order, then no-bid: breaks ties between equal counts so the text is deterministic. */
-const ORDER: readonly ExclusionReason[] = ['down', 'no-apparmor', 'constraint', 'refused', 'capacity', 'ha', 'no-bid'];
 
 const hostsPhrase = (n: number): string => `${n} ${n === 1 ? 'host' : 'hosts'}`;
 

@@ -50,8 +50,12 @@ export interface LotView {
   excludedHosts: ReadonlySet<string>;
 }
 
-/** Why a host cannot take a lot. The order of the placement pipeline is in placement-rules.ts. */
-export type ExclusionReason = 'down' | 'no-apparmor' | 'constraint' | 'capacity' | 'ha' | 'refused' | 'no-bid';
+/**
+ * Why a host cannot take a lot, in pipeline order (placement-rules.ts), then the reasons only an
+ * agent knows and gives when it declines: 'image' (it cannot get the image), 'no-bid'.
+ */
+export const EXCLUSION_ORDER = ['down', 'no-apparmor', 'constraint', 'refused', 'capacity', 'ha', 'image', 'no-bid'] as const;
+export type ExclusionReason = (typeof EXCLUSION_ORDER)[number];
 
 /** Why a lot stays pending: for each host of the fleet, the first reason that excluded it. */
 export interface Explanation {

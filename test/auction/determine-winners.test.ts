@@ -123,6 +123,13 @@ describe('auction: determineWinners', () => {
     assert.equal(result.pending.get('l')?.text, '3 hosts: 2 no bid, 1 excluded by capacity');
   });
 
+  it('says when hosts declined because they cannot get the image', () => {
+    const hosts = [host('a'), host('b'), host('c')];
+    const declines = ['a', 'b'].map((h) => ({ hostId: h, lotId: 'l', reason: 'image' }));
+    const result = determineWinners(hosts, [lot('l')], [], declines);
+    assert.equal(result.pending.get('l')?.text, '3 hosts: 2 cannot get the image, 1 no bid');
+  });
+
   it('takes the cheapest bid first, ties by lot id then host id', () => {
     const hosts = [host('b', { capacity: { cpuMillis: 500, memoryMib: 512 } }), host('a', { capacity: { cpuMillis: 500, memoryMib: 512 } })];
     const lots = [lot('y'), lot('x')];

@@ -92,6 +92,38 @@ describe('Podium end to end (three agents on real Docker)', function () {
     assert.equal(svc.instances.filter((i: any) => i.state === 'INSTANCE_STATE_PENDING').length, 1);
   });
 
+  it('keeps a replica whose image no host can get pending, and says so', async () => {
+    const res = await c.rest('POST', '/v1/environments/prod/services', { ...WEB, name: 'ghost', image: 'podium/nowhere:1.0', replicas: 1, ha: false });
+    assert.equal(res.status, 200);
+    const reason = await poll('the image reason', async () => {
+      const { body } = await c.rest('GET', '/v1/environments/prod/services/ghost');
+      return /cannot get the image/.test(body.pendingReason) ? body.pendingReason : undefined;
+    });
+    assert.equal(reason, '1 replica, 3 hosts: 3 cannot get the image');
+    assert.equal((await c.containers()).filter((x) => x.labels['podium.service'] === 'ghost').length, 0);
+    assert.equal((await c.rest('DELETE', '/v1/environments/prod/services/ghost')).status, 200);
+  });
+
+  it('shows why a crashing replica failed and restarts it after a backoff', async () => {
+    const res = await c.rest('POST', '/v1/environments/prod/services', { ...WEB, name: 'crash', command: ['sh', '-c', 'exit 3'], replicas: 1, ha: false });
+    assert.equal(res.status, 200);
+    const svc = await poll('a failed instance and a restart reason', async () => {
+      const { body } = await c.rest('GET', '/v1/environments/prod/services/crash');
+      const failed = body.instances.filter((i: any) => i.state === 'INSTANCE_STATE_FAILED');
+      return failed.length > 0 && /waiting to restart/.test(body.pendingReason) ? body : undefined;
+    });
+    const failed = svc.instances.find((i: any) => i.state === 'INSTANCE_STATE_FAILED');
+    assert.match(failed.message, /exit code 3/);
+    assert.match(svc.pendingReason, /^1 replica, 1 waiting to restart after \d+ failures? \(last: container exited with exit code 3\)$/);
+    // After the backoff a new instance is placed (and fails again): the failures accumulate.
+    await poll('a second failure', async () => {
+      const { body } = await c.rest('GET', '/v1/environments/prod/services/crash');
+      return body.instances.filter((i: any) => i.state === 'INSTANCE_STATE_FAILED').length >= 2;
+    }, 30_000);
+    assert.equal((await c.rest('DELETE', '/v1/environments/prod/services/crash')).status, 200);
+    await poll('crash containers removed', async () => (await c.containers()).every((x) => x.labels['podium.service'] !== 'crash'));
+  });
+
   it('rejects bad input naming the field, and stores nothing', async () => {
     const before = await c.rest('GET', '/v1/environments/prod/services');
     const cases: Array<[string, string, unknown, number, RegExp, string?]> = [
