@@ -111,7 +111,9 @@ export class AgentSessions {
         if (!session) throw new PodiumError(status.FAILED_PRECONDITION, 'the first message must be hello');
         switch (kind.$case) {
           case 'heartbeat':
-            this.store.touchHost(hostId, this.opts.now());
+            // A host marked down while its stream stayed open (it stalled past the TTL) has had its
+            // replicas placed elsewhere: it must reconnect, so that hello reconciles it.
+            if (!this.store.touchHost(hostId, this.opts.now())) session.close('host was marked down: reconnect and reconcile');
             return;
           case 'bids':
             this.auction?.receiveBids(hostId, kind.bids);

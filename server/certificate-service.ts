@@ -15,10 +15,9 @@ import type {
 } from '../gen/podium/v1/certificate';
 import { parseJoinToken, secretMatches, signCsr, spiffeIdFor, type Authority, type Role } from '../certs';
 import { authorize } from './auth';
-import { PodiumError, toServiceError } from './errors';
+import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import type { Store } from './store';
 import { nameViolation } from './validation';
-import { assertNoViolations } from './errors';
 
 const JOINABLE: readonly Role[] = ['agent', 'gateway', 'operator'];
 

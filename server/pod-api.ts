@@ -24,11 +24,10 @@ import { HostState, InstanceState, type Environment, type Event, type Host, type
 import type { Role } from '../certs';
 import type { AgentSessions } from './agent-sessions';
 import { authorize, callerTenant, type CaTrust } from './auth';
-import { PodiumError, toServiceError } from './errors';
+import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import type { Orchestrator } from './orchestrator';
 import type { EventRecord, HostRecord, InstanceRecord, ServiceRecord, Store } from './store';
 import { nameViolation, validateEnvironmentName, validateService } from './validation';
-import { assertNoViolations } from './errors';
 
 const CUSTOMER: readonly Role[] = ['gateway', 'operator'];
 

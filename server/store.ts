@@ -456,8 +456,9 @@ export class Store {
     return (this.db.prepare(`SELECT * FROM hosts ORDER BY id`).all() as HostRow[]).map(hostFromRow);
   }
 
-  touchHost(id: string, now = Date.now()): void {
-    this.db.prepare(`UPDATE hosts SET last_heartbeat = ? WHERE id = ?`).run(now, id);
+  /** Records a heartbeat; false when the host is not up (it was marked down meanwhile). */
+  touchHost(id: string, now = Date.now()): boolean {
+    return this.db.prepare(`UPDATE hosts SET last_heartbeat = ? WHERE id = ? AND state = 'up'`).run(now, id).changes === 1;
   }
 
   /** On server start: every host that was up gets a full TTL from now to reconnect. */

@@ -270,6 +270,29 @@ describe('Podium end to end (three agents on real Docker)', function () {
     await running(c, 'prod', 'web', 3);
   });
 
+  it('moves the replica of a host that stalls past the TTL, and reconciles the host when it wakes', async () => {
+    const svc = await running(c, 'prod', 'pair', 2);
+    const used = svc.instances.filter((i: any) => i.state === 'INSTANCE_STATE_RUNNING').map((i: any) => i.host);
+    const free = c.hosts.find((h) => !used.includes(h))!;
+    const stalled = used[0];
+    c.signal(stalled, 'SIGSTOP');
+    try {
+      await poll('the replica moved off the stalled host', async () => {
+        const { body } = await c.rest('GET', '/v1/environments/prod/services/pair');
+        const up = body.instances.filter((i: any) => i.state === 'INSTANCE_STATE_RUNNING');
+        return up.length === 2 && up.some((i: any) => i.host === free);
+      }, 60_000);
+    } finally {
+      c.signal(stalled, 'SIGCONT');
+    }
+    // Its stream never broke, yet it must come back up and drop what was placed elsewhere.
+    await c.waitHostsUp([stalled]);
+    await poll('the stalled host reconciled', async () =>
+      (await c.containers()).every((x) => !(x.labels['podium.host'] === stalled && x.labels['podium.service'] === 'pair')),
+    );
+    assert.equal((await c.containers()).filter((x) => x.labels['podium.service'] === 'pair').length, 2);
+  });
+
   it('DELETE stops and removes the containers', async () => {
     const res = await c.rest('DELETE', '/v1/environments/prod/services/web');
     assert.equal(res.status, 200);

@@ -108,6 +108,11 @@ export class Cluster {
     this.procs.delete(name);
   }
 
+  /** Sends a signal without waiting (SIGSTOP/SIGCONT to stall a process past the TTL). */
+  signal(name: string, signal: NodeJS.Signals): void {
+    this.procs.get(name)?.kill(signal);
+  }
+
   private spawn(name: string, args: string[], env: NodeJS.ProcessEnv = {}): void {
     const log = openSync(join(this.dir, `${name}.log`), 'a');
     const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
