@@ -21,6 +21,7 @@ import {
 import { AppArmorMode, InstanceState, type Resources } from '../gen/podium/v1/resources';
 import { priceLot } from './price-lot';
 import type { AgentIdentity } from './identity';
+import { AgentMetrics } from './metrics';
 import {
   checkProfile,
   containerBody,
@@ -70,6 +71,7 @@ export class Agent {
   /** Images this host is pulling, or failed to pull (and until when it will not try again). */
   private readonly images = new Map<string, { pulling: true } | { pulling: false; retryAt: number; error: string }>();
   private connected = false;
+  readonly metrics = new AgentMetrics({ connected: () => this.connected, containers: () => this.held.size });
 
   constructor(
     private identity: AgentIdentity,
@@ -286,14 +288,18 @@ export class Agent {
         }),
       });
     }
+    this.metrics.answers.inc({ answer: 'bid' }, bids.length);
+    for (const d of declines) this.metrics.answers.inc({ answer: d.reason });
     this.send({ kind: { $case: 'bids', bids: { roundId: call.roundId, bids, declines } } });
   }
 
   /** Accepts (and reserves) or refuses an award, then starts the container. */
   private async award(a: Award): Promise<void> {
     const spec = a.spec;
-    const reply = (accepted: boolean, reason = '') =>
+    const reply = (accepted: boolean, reason = '') => {
+      this.metrics.awards.inc({ accepted: String(accepted) });
       this.send({ kind: { $case: 'awardReply', awardReply: { lotId: a.lotId, accepted, reason } } });
+    };
     if (!spec || !spec.resources) return reply(false, 'award without a container spec');
     const free = this.free();
     if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE) return reply(false, 'no AppArmor on this host');

@@ -22,6 +22,8 @@ export interface DevOptions {
 export const DEV_HOSTS = ['local-1', 'local-2', 'local-3'] as const;
 const GATEWAY = { host: '127.0.0.1', port: 8080 };
 const POD_API = `${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}`;
+/** Agents' metrics: local-1 on 7451, local-2 on 7452, local-3 on 7453. */
+const AGENT_METRICS_PORT = 7451;
 const BIN = join(__dirname, '..', '..', 'bin', 'podium');
 
 function step(msg: string): void {
@@ -139,8 +141,8 @@ export async function runDev(opts: DevOptions): Promise<void> {
   await waitFor('the gateway', async () => (await fetch(`http://${GATEWAY.host}:${GATEWAY.port}/healthz`)).ok, 30_000);
 
   step(`agents ${DEV_HOSTS.join(', ')} in pod "local"`);
-  for (const host of DEV_HOSTS) {
-    const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', POD_API, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', opts.dockerSocket];
+  for (const [i, host] of DEV_HOSTS.entries()) {
+    const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', POD_API, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', opts.dockerSocket, '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT + i}`];
     if (!kernel.enabled) args.push('--insecure-no-apparmor');
     start(host, args, joinToken ? { PODIUM_JOIN_TOKEN: joinToken } : {});
   }
@@ -164,6 +166,8 @@ export async function runDev(opts: DevOptions): Promise<void> {
       `  Pod API (gRPC)   ${POD_API}`,
       `  Admin token      ${show(tokenPath)}`,
       `  Operator cert    ${c}/operator.crt, ${c}/operator.key, CA ${c}/ca.crt`,
+      `  Metrics          http://${GATEWAY.host}:${GATEWAY.port}/metrics (gateway), http://127.0.0.1:7444/metrics (Pod API),`,
+      `                   http://127.0.0.1:${AGENT_METRICS_PORT}-${AGENT_METRICS_PORT + DEV_HOSTS.length - 1}/metrics (agents)`,
       `  Logs             ${show(logsDir)}/`,
       '',
       'Try:',

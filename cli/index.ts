@@ -11,6 +11,7 @@ import { startGateway, TokenStore } from '../gateway';
 import { SERVER_DEFAULTS, Store, startServer } from '../server';
 import { collect, ConfigError, parseDuration, parseLabels, parseListen, parsePositiveInt } from './config';
 import { runDev } from './dev';
+import { serveMetrics } from './metrics-endpoint';
 import { processLogger } from './log';
 
 /** Stops on SIGINT/SIGTERM by closing what was started. */
@@ -38,9 +39,11 @@ export function program(): Command {
     .option('--heartbeat <duration>', 'agent heartbeat interval', `${SERVER_DEFAULTS.heartbeatIntervalMs / 1000}s`)
     .option('--cert-lifetime <duration>', 'lifetime of issued certificates', `${SERVER_DEFAULTS.certLifetimeSeconds / 3600}h`)
     .option('--seed <n>', 'seed of the auction sampling (random when absent)')
+    .option('--metrics-listen <host:port>', 'Prometheus /metrics address', '127.0.0.1:7444')
     .action(async (o) => {
       const logger = processLogger('podium-server');
       const { host, port } = parseListen('--listen', o.listen);
+      const metricsAt = parseListen('--metrics-listen', o.metricsListen);
       const hostTtlMs = parseDuration('--host-ttl', o.hostTtl);
       const heartbeatIntervalMs = parseDuration('--heartbeat', o.heartbeat);
       if (heartbeatIntervalMs * 2 > hostTtlMs) throw new ConfigError('--heartbeat', 'must be at most half of --host-ttl');
@@ -58,7 +61,12 @@ export function program(): Command {
           logger,
         }),
       );
-      untilSignal(() => server.close());
+      const metrics = await serveMetrics(server.metrics.registry, metricsAt.host, metricsAt.port);
+      logger.info({ address: `${metricsAt.host}:${metrics.port}` }, 'metrics listening');
+      untilSignal(async () => {
+        await metrics.close();
+        await server.close();
+      });
     });
 
   cmd
@@ -75,9 +83,11 @@ export function program(): Command {
     .option('--memory-mib <n>', 'advertised memory (default: detected)')
     .option('--docker-socket <path>', 'Docker Engine API socket', '/var/run/docker.sock')
     .addOption(new Option('--insecure-no-apparmor', 'accept customer work on a kernel without AppArmor (containers run unconfined by it)').default(false))
+    .option('--metrics-listen <host:port>', 'Prometheus /metrics address (off when absent)')
     .action(async (o) => {
       const logger = processLogger('podium-agent');
       parseListen('--server', o.server);
+      const metricsAt = o.metricsListen !== undefined ? parseListen('--metrics-listen', o.metricsListen) : null;
       const running = await startAgent(
         Object.freeze({
           dataDir: o.dataDir,
@@ -96,7 +106,11 @@ export function program(): Command {
           logger,
         }),
       );
-      untilSignal(() => running.close());
+      const metrics = metricsAt && (await serveMetrics(running.agent.metrics.registry, metricsAt.host, metricsAt.port));
+      untilSignal(async () => {
+        await metrics?.close();
+        await running.close();
+      });
     });
 
   cmd

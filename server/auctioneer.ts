@@ -23,6 +23,7 @@ import {
   type HostView,
   type LotView,
 } from './auction';
+import type { ServerMetrics } from './metrics';
 import type { InstanceRecord, ServiceRecord, Store } from './store';
 
 export interface AuctioneerOptions {
@@ -61,6 +62,7 @@ export class Auctioneer implements AuctionInbox {
     private readonly sessions: AgentSessions,
     private readonly opts: AuctioneerOptions,
     private readonly log: Logger,
+    private readonly metrics: ServerMetrics,
   ) {}
 
   /** Asks for a round soon. Cheap to call often: calls within one batch window share a round. */
@@ -99,6 +101,7 @@ export class Auctioneer implements AuctionInbox {
     if (!waiting || waiting.hostId !== hostId) return;
     clearTimeout(waiting.timer);
     this.awaitingReply.delete(reply.lotId);
+    this.metrics.awardReplies.inc({ accepted: String(reply.accepted) });
     if (!reply.accepted) this.release(reply.lotId, hostId, `host ${hostId} refused the award: ${reply.reason || 'no reason given'}`);
   }
 
@@ -134,6 +137,7 @@ export class Auctioneer implements AuctionInbox {
       lots.push(lotOf(inst, svc));
     }
     const id = `r-${++this.roundCounter}-${randomBytes(3).toString('hex')}`;
+    const endTimer = this.metrics.rounds.startTimer();
     const log = this.log.child({ round: id });
     const plan = planRound(this.hostViews(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
 
@@ -203,11 +207,15 @@ export class Auctioneer implements AuctionInbox {
     for (const a of sent) {
       const timer = setTimeout(() => {
         this.awaitingReply.delete(a.lotId);
+        this.metrics.awardReplies.inc({ accepted: 'false' });
         this.release(a.lotId, a.hostId, `host ${a.hostId} did not answer the award in time`);
       }, this.opts.awardTimeoutMs);
       this.awaitingReply.set(a.lotId, { hostId: a.hostId, timer });
       this.sessions.get(a.hostId)?.send({ kind: { $case: 'award', award: { lotId: a.lotId, spec: a.spec } } });
     }
+    endTimer();
+    this.metrics.lots.inc({ outcome: 'awarded' }, sent.length);
+    this.metrics.lots.inc({ outcome: 'pending' }, explanations.size);
     log.info(
       { lots: lots.length, candidates: plan.calls.size, bids: round.bids.length, awards: sent.length, pending: explanations.size },
       'auction round',

@@ -20,6 +20,7 @@ import { certificateHandlers } from './certificate-service';
 import { Orchestrator } from './orchestrator';
 import { podApiHandlers } from './pod-api';
 import { addReflection } from './reflection';
+import { ServerMetrics } from './metrics';
 import { Store, type EventRecord } from './store';
 import { optionalClientCertCredentials, StaticCertificateProvider } from './tls-credentials';
 
@@ -72,6 +73,8 @@ export interface RunningServer {
   port: number;
   ca: Authority;
   store: Store;
+  /** Prometheus registry; the CLI serves it over HTTP. */
+  metrics: ServerMetrics;
   close(): Promise<void>;
 }
 
@@ -106,6 +109,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   };
 
   const sessions = new AgentSessions(store, ca, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
+  const metrics = new ServerMetrics(store, () => sessions.connectedHosts().size);
   log.info({ seed: config.seed }, 'auction seed');
   const auctioneer = new Auctioneer(
     store,
@@ -120,6 +124,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       now,
     },
     log.child({ module: 'auction' }),
+    metrics,
   );
   sessions.auction = auctioneer;
   const orchestrator = new Orchestrator(
@@ -192,6 +197,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     port,
     ca,
     store,
+    metrics,
     close: async () => {
       clearInterval(timer);
       clearInterval(retry);

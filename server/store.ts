@@ -345,6 +345,11 @@ export class Store {
     ).map(instanceFromRow);
   }
 
+  countInstancesByState(): Record<string, number> {
+    const rows = this.db.prepare(`SELECT state, count(*) AS n FROM instances GROUP BY state`).all() as Array<{ state: string; n: number }>;
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
   countPending(): number {
     return (this.db.prepare(`SELECT count(*) AS n FROM instances WHERE state = 'pending'`).get() as { n: number }).n;
   }

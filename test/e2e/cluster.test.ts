@@ -293,6 +293,16 @@ describe('Podium end to end (three agents on real Docker)', function () {
     assert.equal((await c.containers()).filter((x) => x.labels['podium.service'] === 'pair').length, 2);
   });
 
+  it('exposes Prometheus metrics of the Pod API and the gateway', async () => {
+    const server = await (await fetch(`http://127.0.0.1:${c.metricsPort}/metrics`)).text();
+    assert.match(server, /^podium_hosts\{state="up"\} 3$/m);
+    assert.match(server, /^podium_agent_sessions 3$/m);
+    assert.match(server, /^podium_instances\{state="running"\} [1-9]/m);
+    assert.match(server, /^podium_auction_lots_total\{outcome="awarded"\} [1-9]/m);
+    const gateway = await (await fetch(`${c.gatewayUrl}/metrics`)).text();
+    assert.match(gateway, /podium_gateway_http_requests_total\{method="POST",route="\/v1\/environments\/\{environment\}\/services",status_code="200"\} [1-9]/);
+  });
+
   it('DELETE stops and removes the containers', async () => {
     const res = await c.rest('DELETE', '/v1/environments/prod/services/web');
     assert.equal(res.status, 200);

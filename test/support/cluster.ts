@@ -43,6 +43,7 @@ export class Cluster {
   readonly engine = new DockerEngine({ socketPath: DOCKER_SOCKET });
   serverPort = 0;
   gatewayPort = 0;
+  metricsPort = 0;
   token = '';
   private joinToken = '';
   private readonly procs = new Map<string, ChildProcess>();
@@ -66,6 +67,7 @@ export class Cluster {
     await ensureBusyboxImage(this.engine);
     this.serverPort = await freePort();
     this.gatewayPort = await freePort();
+    this.metricsPort = await freePort();
     await issueClientCertificate(this.serverDir, 'podium.local', 'operator', 'admin', this.certsDir, 3600);
     await issueClientCertificate(this.serverDir, 'podium.local', 'gateway', 'gw', join(this.dir, 'gateway'), 3600);
     this.joinToken = await createStoredJoinToken(this.serverDir, 'podium.local', 'agent', 3600_000);
@@ -87,6 +89,7 @@ export class Cluster {
     this.spawn('server', [
       'server', '--data-dir', this.serverDir, '--listen', this.serverAddress,
       '--host-ttl', this.opts.hostTtl, '--heartbeat', this.opts.heartbeat, '--seed', '42',
+      '--metrics-listen', `127.0.0.1:${this.metricsPort}`,
     ]);
   }
 

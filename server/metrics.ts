@@ -1,0 +1,66 @@
+/**
+ * Prometheus metrics of the Pod API, in a registry of its own. What the store already knows (hosts
+ * by state, instances by state) is read at scrape time rather than kept in step by hand, so it
+ * cannot drift; what happens (rounds, awards, refusals) is counted as it happens.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Store } from './store';
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly rounds: Histogram<never>;
+  readonly lots: Counter<'outcome'>;
+  readonly awardReplies: Counter<'accepted'>;
+
+  constructor(store: Store, connectedHosts: () => number) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.rounds = new Histogram({
+      name: 'podium_auction_round_duration_seconds',
+      help: 'Auction rounds, from the first call for bids to the awards being sent.',
+      // A round waits for bids: its time is mostly the agents' answer (or the bid deadline).
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.lots = new Counter({
+      name: 'podium_auction_lots_total',
+      help: 'Lots judged in a round, by outcome (awarded, pending).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.awardReplies = new Counter({
+      name: 'podium_auction_award_replies_total',
+      help: 'Answers to awards: accepted, refused or timed out (accepted="false").',
+      labelNames: ['accepted'],
+      registers,
+    });
+    new Gauge({
+      name: 'podium_hosts',
+      help: 'Hosts by state (up, down).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const hosts = store.listHosts();
+        for (const state of ['up', 'down'] as const) this.set({ state }, hosts.filter((h) => h.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'podium_agent_sessions',
+      help: 'Agents with an open session.',
+      registers,
+      collect() {
+        this.set(connectedHosts());
+      },
+    });
+    new Gauge({
+      name: 'podium_instances',
+      help: 'Instances by state.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(store.countInstancesByState())) this.set({ state }, n);
+      },
+    });
+  }
+}
