@@ -69,7 +69,7 @@ export class Agent {
   private stopped = false;
   private backoff: number;
   /** Images this host is pulling, or failed to pull (and until when it will not try again). */
-  private readonly images = new Map<string, { pulling: true } | { pulling: false; retryAt: number; error: string }>();
+  private readonly images = new Map<string, { pulling: true } | { pulling: false; retryAt: number }>();
   private connected = false;
   readonly metrics = new AgentMetrics({ connected: () => this.connected, containers: () => this.held.size });
 
@@ -85,10 +85,6 @@ export class Agent {
 
   get hostId(): string {
     return this.identity.hostId;
-  }
-
-  get isConnected(): boolean {
-    return this.connected;
   }
 
   /** Rebuilds its bookkeeping from the engine, then keeps a session open until stop(). */
@@ -244,7 +240,7 @@ export class Agent {
         this.log.info({ image: ref }, 'image pulled');
       },
       (err: Error) => {
-        this.images.set(ref, { pulling: false, retryAt: Date.now() + IMAGE_RETRY_MS, error: err.message });
+        this.images.set(ref, { pulling: false, retryAt: Date.now() + IMAGE_RETRY_MS });
         this.log.warn({ image: ref, err: err.message }, 'image pull failed');
       },
     );

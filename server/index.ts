@@ -15,6 +15,7 @@ import { CertificateServiceService } from '../gen/podium/v1/certificate';
 import { PodApiService } from '../gen/podium/v1/pod_api';
 import { issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Authority } from '../certs';
 import { AgentSessions } from './agent-sessions';
+import { seededRandom } from './auction';
 import { Auctioneer } from './auctioneer';
 import { certificateHandlers } from './certificate-service';
 import { Orchestrator } from './orchestrator';
@@ -76,18 +77,6 @@ export interface RunningServer {
   /** Prometheus registry; the CLI serves it over HTTP. */
   metrics: ServerMetrics;
   close(): Promise<void>;
-}
-
-/** Small seeded PRNG (mulberry32): the auction's randomness is a value, not a global. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Opens the state, issues the server certificate and starts serving. Resolves once listening. */
