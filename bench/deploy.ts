@@ -39,8 +39,17 @@ async function deployOnce(c: Cluster, name: string): Promise<number> {
 async function baselineOnce(c: Cluster, run: number): Promise<number> {
   const network = `podium-bench-${process.pid}`;
   await c.engine.ensureNetwork(network, { 'podium.bench': 'true' });
-  const t0 = performance.now();
   const ids: string[] = [];
+  try {
+    return await timeCreates(c, run, network, ids);
+  } finally {
+    for (const id of ids) await c.engine.removeContainer(id);
+    await c.engine.removeNetwork(network);
+  }
+}
+
+async function timeCreates(c: Cluster, run: number, network: string, ids: string[]): Promise<number> {
+  const t0 = performance.now();
   for (let i = 0; i < 3; i++) {
     const spec = {
       instanceId: `b${run}x${i}`,
@@ -58,10 +67,7 @@ async function baselineOnce(c: Cluster, run: number): Promise<number> {
     await c.engine.startContainer(id);
     ids.push(id);
   }
-  const ms = performance.now() - t0;
-  for (const id of ids) await c.engine.removeContainer(id);
-  await c.engine.removeNetwork(network);
-  return ms;
+  return performance.now() - t0;
 }
 
 async function main(): Promise<void> {
