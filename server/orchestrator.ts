@@ -112,7 +112,7 @@ export class Orchestrator {
       }
     }
     let created = 0;
-    for (const svc of this.store.listServices(null)) created += this.ensureReplicas(svc);
+    for (const svc of this.store.listUnderReplicated()) created += this.ensureReplicas(svc);
     if (created > 0) this.onPending();
     return created;
   }

@@ -137,6 +137,18 @@ function hostFromRow(r: HostRow): HostRecord {
   };
 }
 
+interface ServiceRow {
+  tenant: string;
+  environment: string;
+  name: string;
+  spec: string;
+  created_at: number;
+}
+
+function serviceFromRow(r: ServiceRow): ServiceRecord {
+  return { tenant: r.tenant, environment: r.environment, name: r.name, spec: JSON.parse(r.spec) as ServiceSpec, createdAt: r.created_at };
+}
+
 /** The states in which an instance holds resources on its host. */
 const PLACED = `('starting', 'running')`;
 
@@ -247,32 +259,15 @@ export class Store {
   getService(tenant: string, environment: string, name: string): ServiceRecord | undefined {
     const r = this.db
       .prepare(`SELECT * FROM services WHERE tenant = ? AND environment = ? AND name = ?`)
-      .get(tenant, environment, name) as
-      | { tenant: string; environment: string; name: string; spec: string; created_at: number }
-      | undefined;
-    return r && { tenant: r.tenant, environment: r.environment, name: r.name, spec: JSON.parse(r.spec), createdAt: r.created_at };
+      .get(tenant, environment, name) as ServiceRow | undefined;
+    return r && serviceFromRow(r);
   }
 
-  listServices(tenant: string | null, environment?: string): ServiceRecord[] {
+  listServices(tenant: string, environment: string): ServiceRecord[] {
     const rows = this.db
-      .prepare(
-        `SELECT * FROM services WHERE (? IS NULL OR tenant = ?) AND (? IS NULL OR environment = ?)
-         ORDER BY tenant, environment, name`,
-      )
-      .all(tenant, tenant, environment ?? null, environment ?? null) as Array<{
-      tenant: string;
-      environment: string;
-      name: string;
-      spec: string;
-      created_at: number;
-    }>;
-    return rows.map((r) => ({
-      tenant: r.tenant,
-      environment: r.environment,
-      name: r.name,
-      spec: JSON.parse(r.spec) as ServiceSpec,
-      createdAt: r.created_at,
-    }));
+      .prepare(`SELECT * FROM services WHERE tenant = ? AND environment = ? ORDER BY name`)
+      .all(tenant, environment) as ServiceRow[];
+    return rows.map(serviceFromRow);
   }
 
   /** Deletes a service and its instance rows; returns the instances that were placed on a host. */
@@ -343,6 +338,23 @@ export class Store {
         .prepare(`SELECT * FROM instances WHERE state = 'pending' ORDER BY created_at, id LIMIT ?`)
         .all(limit) as InstanceRow[]
     ).map(instanceFromRow);
+  }
+
+  /**
+   * Services that have fewer live instances (pending, starting or running) than replicas, in one
+   * query: the orchestrator asks every tick, and most ticks nothing is missing.
+   */
+  listUnderReplicated(): ServiceRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT s.* FROM services s
+         LEFT JOIN instances i ON i.tenant = s.tenant AND i.environment = s.environment AND i.service = s.name
+           AND i.state IN ('pending', 'starting', 'running')
+         GROUP BY s.tenant, s.environment, s.name
+         HAVING count(i.id) < json_extract(s.spec, '$.replicas')`,
+      )
+      .all() as ServiceRow[];
+    return rows.map(serviceFromRow);
   }
 
   countInstancesByState(): Record<string, number> {
