@@ -149,20 +149,29 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
   health.addToServer(server);
 
-  // The server certificate is issued afresh at each start (it is short-lived and costs nothing);
-  // its chain carries the CA so that a joining agent can pin the CA by its fingerprint.
-  const serverCert = await issueKeyPair(
-    ca,
-    { role: 'server', name: 'pod-api', spiffeId: spiffeIdFor(ca.trustDomain, 'server', 'pod-api') },
-    config.certLifetimeSeconds,
-    { dns: ['localhost'], ips: ['127.0.0.1'] },
-  );
-  const credentials = optionalClientCertCredentials(
-    new StaticCertificateProvider(Buffer.from(ca.caCertPem), {
-      certificate: Buffer.from(`${serverCert.certPem.trim()}\n${ca.caCertPem.trim()}\n`),
-      privateKey: Buffer.from(serverCert.keyPem),
-    }),
-  );
+  // The server certificate is issued afresh at each start (it is short-lived and costs nothing)
+  // and again at half its lifetime while running; its chain carries the CA so that a joining
+  // agent can pin the CA by its fingerprint.
+  const issueServerIdentity = async () => {
+    const pair = await issueKeyPair(
+      ca,
+      { role: 'server', name: 'pod-api', spiffeId: spiffeIdFor(ca.trustDomain, 'server', 'pod-api') },
+      config.certLifetimeSeconds,
+      { dns: ['localhost'], ips: ['127.0.0.1'] },
+    );
+    return { certificate: Buffer.from(`${pair.certPem.trim()}\n${ca.caCertPem.trim()}\n`), privateKey: Buffer.from(pair.keyPem) };
+  };
+  const identity = new StaticCertificateProvider(Buffer.from(ca.caCertPem), await issueServerIdentity());
+  const credentials = optionalClientCertCredentials(identity);
+  const rotation = setInterval(() => {
+    issueServerIdentity().then(
+      (next) => {
+        identity.setIdentity(next.certificate, next.privateKey);
+        log.info('server certificate rotated');
+      },
+      (err) => log.error({ err }, 'server certificate rotation failed; the current one stays'),
+    );
+  }, Math.min((config.certLifetimeSeconds * 1000) / 2, 2 ** 31 - 1));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${config.host}:${config.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -190,6 +199,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     close: async () => {
       clearInterval(timer);
       clearInterval(retry);
+      clearInterval(rotation);
       auctioneer.stop();
       sessions.closeAll('server shutting down');
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
