@@ -15,6 +15,9 @@ import type { Logger } from 'pino';
 import type { AwardReply, Bids, ContainerSpec } from '../gen/podium/v1/agent';
 import { AppArmorMode } from '../gen/podium/v1/resources';
 import type { AgentSessions, AuctionInbox } from './agent-sessions';
+
+/** What the auctioneer needs of the sessions: reaching a host, and knowing who is connected. */
+export type SessionDirectory = Pick<AgentSessions, 'get' | 'connectedHosts'>;
 import {
   determineWinners,
   planRound,
@@ -42,7 +45,8 @@ export interface AuctioneerOptions {
 
 interface PendingRound {
   id: string;
-  waitingFor: Set<string>;
+  /** Hosts called and not yet answered, with the lots each was called for. */
+  waitingFor: Map<string, ReadonlySet<string>>;
   bids: BidView[];
   declines: DeclineView[];
   done: () => void;
@@ -59,7 +63,7 @@ export class Auctioneer implements AuctionInbox {
 
   constructor(
     private readonly store: Store,
-    private readonly sessions: AgentSessions,
+    private readonly sessions: SessionDirectory,
     private readonly opts: AuctioneerOptions,
     private readonly log: Logger,
     private readonly metrics: ServerMetrics,
@@ -89,10 +93,12 @@ export class Auctioneer implements AuctionInbox {
 
   receiveBids(hostId: string, bids: Bids): void {
     const r = this.round;
-    if (!r || bids.roundId !== r.id || !r.waitingFor.has(hostId)) return; // late or stray: ignored
+    const called = r && bids.roundId === r.id ? r.waitingFor.get(hostId) : undefined;
+    if (!r || !called) return; // late, stray or a second answer: ignored
     r.waitingFor.delete(hostId);
-    for (const b of bids.bids) if (Number.isFinite(b.price)) r.bids.push({ hostId, lotId: b.lotId, price: b.price });
-    for (const d of bids.declines) r.declines.push({ hostId, lotId: d.lotId, reason: d.reason });
+    // Only answers for the lots this host was called for count: a bid is never a way in.
+    for (const b of bids.bids) if (called.has(b.lotId) && Number.isFinite(b.price)) r.bids.push({ hostId, lotId: b.lotId, price: b.price });
+    for (const d of bids.declines) if (called.has(d.lotId)) r.declines.push({ hostId, lotId: d.lotId, reason: d.reason });
     if (r.waitingFor.size === 0) r.done();
   }
 
@@ -141,7 +147,7 @@ export class Auctioneer implements AuctionInbox {
     const log = this.log.child({ round: id });
     const plan = planRound(this.hostViews(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
 
-    const round: PendingRound = { id, waitingFor: new Set(), bids: [], declines: [], done: () => {} };
+    const round: PendingRound = { id, waitingFor: new Map(), bids: [], declines: [], done: () => {} };
     const bidsIn = new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.opts.bidDeadlineMs);
       round.done = () => {
@@ -153,7 +159,7 @@ export class Auctioneer implements AuctionInbox {
     for (const [hostId, lotIds] of plan.calls) {
       const session = this.sessions.get(hostId);
       if (!session) continue;
-      round.waitingFor.add(hostId);
+      round.waitingFor.set(hostId, new Set(lotIds));
       session.send({
         kind: {
           $case: 'callForBids',

@@ -1,0 +1,160 @@
+/**
+ * The auctioneer between a real SQLite store and hosts that answer as the test tells them (a
+ * stand-in for the agent sessions, inside this unit test only): what happens to a lot when a
+ * winner refuses, when it never answers, and when a host bids for a lot it was not called for.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import type { ServerMessage } from '../../gen/podium/v1/agent';
+import { AppArmorMode } from '../../gen/podium/v1/resources';
+import { seededRandom } from '../../server/auction';
+import { Auctioneer } from '../../server/auctioneer';
+import { ServerMetrics } from '../../server/metrics';
+import { Orchestrator } from '../../server/orchestrator';
+import { Store, type ServiceRecord } from '../../server/store';
+import { poll } from '../support/poll';
+
+type Answer = (host: string, msg: ServerMessage) => void;
+
+describe('auctioneer', function () {
+  this.timeout(20_000);
+  let dir: string;
+  let store: Store;
+  let auctioneer: Auctioneer;
+  let makeAuctioneer: (maxCandidatesPerLot: number, random?: () => number) => Auctioneer;
+  const inbox = new Map<string, ServerMessage[]>();
+  let answer: Answer = () => {};
+  const hosts = ['h1', 'h2', 'h3'];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'podium-auctioneer-'));
+    store = Store.open(join(dir, 'podium.db'));
+    for (const id of hosts) {
+      store.upsertHost({
+        id,
+        pod: 'p',
+        provider: 'local',
+        labels: {},
+        capacity: { cpuMillis: 1000, memoryMib: 1024 },
+        apparmor: AppArmorMode.APP_ARMOR_MODE_ENFORCED,
+        state: 'up',
+        lastHeartbeat: Date.now(),
+      });
+      inbox.set(id, []);
+    }
+    const sessions = {
+      get: (hostId: string) => ({
+        hostId,
+        send: (msg: ServerMessage) => {
+          inbox.get(hostId)!.push(msg);
+          setImmediate(() => answer(hostId, msg));
+        },
+        close: () => {},
+      }),
+      connectedHosts: () => new Set(hosts),
+    };
+    const now = () => Date.now();
+    makeAuctioneer = (maxCandidatesPerLot, random = seededRandom(7)) =>
+      new Auctioneer(
+        store,
+        sessions,
+        { batchSize: 16, batchWindowMs: 1, bidDeadlineMs: 300, awardTimeoutMs: 200, maxCandidatesPerLot, random, now },
+        pino({ level: 'silent' }),
+        new ServerMetrics(store, () => hosts.length),
+      );
+    auctioneer = makeAuctioneer(8);
+    store.insertEnvironment('acme', 'prod');
+    const svc: ServiceRecord = {
+      tenant: 'acme',
+      environment: 'prod',
+      name: 'db',
+      spec: { image: 'img', command: [], replicas: 2, ha: true, resources: { cpuMillis: 100, memoryMib: 64 } },
+      createdAt: Date.now(),
+    };
+    store.insertService(svc);
+    new Orchestrator(store, { hostTtlMs: 10_000, restartBackoffMs: 1000, restartBackoffMaxMs: 1000, failureWindowMs: 60_000, now }, pino({ level: 'silent' }), () => {}).ensureReplicas(svc);
+  });
+
+  afterEach(() => {
+    auctioneer.stop();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Hosts bid their fixed price for every lot they are called for; awards are answered by `award`. */
+  function bidding(prices: Record<string, number>, award: (host: string, lotId: string) => boolean | 'silent'): Answer {
+    return (host, msg) => {
+      const k = msg.kind;
+      if (k?.$case === 'callForBids') {
+        auctioneer.receiveBids(host, { roundId: k.callForBids.roundId, bids: k.callForBids.lots.map((l) => ({ lotId: l.id, price: prices[host]! })), declines: [] });
+      } else if (k?.$case === 'award') {
+        const a = award(host, k.award.lotId);
+        if (a !== 'silent') auctioneer.receiveAwardReply(host, { lotId: k.award.lotId, accepted: a, reason: a ? '' : 'disk full' });
+      }
+    };
+  }
+
+  const placement = () =>
+    store
+      .listInstancesOfService('acme', 'prod', 'db')
+      .map((i) => `${i.state}@${i.host ?? '-'}`)
+      .sort();
+
+  it('awards the two cheapest hosts, one replica each, in one round', async () => {
+    answer = bidding({ h1: 1, h2: 2, h3: 3 }, () => true);
+    auctioneer.kick();
+    await poll('two awards', () => placement().every((p) => p.startsWith('starting')));
+    assert.deepEqual(placement(), ['starting@h1', 'starting@h2']);
+    for (const h of hosts) assert.ok(inbox.get(h)!.filter((m) => m.kind?.$case === 'callForBids').length <= 1, `${h}: one call per round`);
+  });
+
+  it('sends a refused lot back to the queue without that host, and places it elsewhere', async () => {
+    answer = bidding({ h1: 1, h2: 2, h3: 3 }, (host) => host !== 'h1');
+    auctioneer.kick();
+    await poll('placed on h2 and h3', () => placement().join() === 'starting@h2,starting@h3');
+    const refused = store.listInstancesOfService('acme', 'prod', 'db').find((i) => i.host === 'h3')!;
+    assert.deepEqual(refused.excludedHosts, ['h1']);
+    const events = store.listEvents('acme', 'prod', 0).map((e) => e.type);
+    assert.ok(events.includes('instance.requeued'));
+  });
+
+  it('takes an award back when the winner never answers', async () => {
+    answer = bidding({ h1: 1, h2: 2, h3: 3 }, (host) => (host === 'h2' ? 'silent' : true));
+    auctioneer.kick();
+    await poll('placed on h1 and h3', () => placement().join() === 'starting@h1,starting@h3', 5000);
+  });
+
+  it('counts only answers for the lots a host was called for, and only its first answer', async () => {
+    // One candidate per lot, and a "random" that sends the first lot to h1 and the second to h2:
+    // each host is called for one lot and not the other.
+    auctioneer.stop();
+    let draw = 0;
+    auctioneer = makeAuctioneer(1, () => [0, 0.4][draw++ % 2]!);
+    const ids = store.listPendingInstances(10).map((i) => i.id);
+    const calledFor = new Map<string, Set<string>>();
+    answer = (host, msg) => {
+      const k = msg.kind;
+      if (k?.$case === 'award') auctioneer.receiveAwardReply(host, { lotId: k.award.lotId, accepted: true, reason: '' });
+      if (k?.$case !== 'callForBids') return;
+      const mine = calledFor.get(host) ?? new Set<string>();
+      for (const l of k.callForBids.lots) mine.add(l.id);
+      calledFor.set(host, mine);
+      const roundId = k.callForBids.roundId;
+      // Each called host bids 10 for the lots it was called for and undercuts, at 0, the ones it
+      // was not; then it tries to take everything back with a second answer.
+      const called = new Set(k.callForBids.lots.map((l) => l.id));
+      auctioneer.receiveBids(host, { roundId, bids: ids.map((lotId) => ({ lotId, price: called.has(lotId) ? 10 : 0 })), declines: [] });
+      auctioneer.receiveBids(host, { roundId, bids: [], declines: ids.map((lotId) => ({ lotId, reason: 'capacity' })) });
+    };
+    await poll('both lots placed', () => {
+      auctioneer.kick();
+      return placement().every((p) => p.startsWith('starting'));
+    }, 10_000, 100);
+    for (const inst of store.listInstancesOfService('acme', 'prod', 'db')) {
+      assert.ok(calledFor.get(inst.host!)?.has(inst.id), `${inst.id} went to ${inst.host}, which was never called for it`);
+    }
+  });
+});
