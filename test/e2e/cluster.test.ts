@@ -237,6 +237,25 @@ describe('Podium end to end (three agents on real Docker)', function () {
     for (const id of after) assert.equal((await c.engine.inspectContainer(id)).State.StartedAt, started.get(id), `container ${id} restarted`);
   });
 
+  it('an agent restarted within the TTL finds its containers by label and keeps them', async () => {
+    const host = c.hosts[2]!;
+    const mine = async () => (await c.containers()).filter((x) => x.labels['podium.host'] === host).map((x) => x.id).sort();
+    const before = await mine();
+    assert.ok(before.length > 0);
+    const web = (await c.rest('GET', '/v1/environments/prod/services/web')).body;
+    const sessions = () => c.log('server').split('\n').filter((l) => l.includes('"agent connected"') && l.includes(host)).length;
+    const opened = sessions();
+    await c.kill(host, 'SIGKILL');
+    c.startAgent(host);
+    await poll('the agent reconnected', () => sessions() > opened);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(await mine(), before);
+    const again = await running(c, 'prod', 'web', 3);
+    assert.deepEqual(again.instances.map((i: any) => i.id).sort(), web.instances.map((i: any) => i.id).sort());
+    const hosts = (await c.rest('GET', '/v1/hosts')).body.hosts;
+    assert.equal(hosts.find((h: any) => h.id === host).state, 'HOST_STATE_UP');
+  });
+
   it('re-places the replica of a killed agent on the remaining free host after the TTL, and cleans up when it returns', async () => {
     await c.rest('DELETE', '/v1/environments/prod/services/web4');
     const pair = await c.rest('POST', '/v1/environments/prod/services', { ...WEB, name: 'pair', replicas: 2 });
