@@ -97,6 +97,8 @@ export class AgentSessions {
             close: (reason) => {
               if (closed) return;
               closed = true;
+              // Out of the directory at once: no round may call a session that is going away.
+              if (this.sessions.get(hostId) === session) this.sessions.delete(hostId);
               log.info({ reason }, 'closing agent session');
               call.end();
             },
