@@ -96,12 +96,7 @@ describe('gateway', function () {
       assert.equal(calls[0].tenant, 'acme');
       assert.equal(calls[0].request.environment, 'prod');
       assert.deepEqual(calls[0].request.service, {
-        name: 'web',
-        image: 'nginx:1.27-alpine',
-        command: ['nginx', '-g', 'daemon off;'],
-        replicas: 3,
-        ha: true,
-        resources: { cpuMillis: 250, memoryMib: 256 },
+        ...DEPLOY_BODY,
         environment: '',
         instances: [],
         pendingReason: '',
