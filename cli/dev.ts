@@ -132,6 +132,9 @@ export async function runDev(opts: DevOptions): Promise<void> {
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
 
+  for (const [what, port] of [['the Pod API', SERVER_DEFAULTS.port], ['the gateway', GATEWAY.port]] as const) {
+    if (await portOpen('127.0.0.1', port)) throw new Error(`127.0.0.1:${port}, for ${what}, is already in use (is another podium dev running?)`);
+  }
   step(`Pod API on ${POD_API}`);
   start('server', ['server', '--data-dir', serverDir, '--listen', POD_API]);
   await waitFor('the Pod API', () => portOpen(SERVER_DEFAULTS.host, SERVER_DEFAULTS.port), 30_000);
