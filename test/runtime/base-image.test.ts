@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { DockerEngine, busyboxRootfs, ensureBusyboxImage, isStaticElf } from '../../agent/runtime';
-import { uniquePrefix } from './poll';
+import { uniquePrefix } from './unique-prefix';
 import { sweepStaleTestResources } from './sweep';
 
 describe('runtime/base-image', function () {

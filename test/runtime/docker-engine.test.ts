@@ -10,7 +10,8 @@ import {
   ensureBusyboxImage,
   networkName,
 } from '../../agent/runtime';
-import { pollFor, uniquePrefix } from './poll';
+import { uniquePrefix } from './unique-prefix';
+import { poll } from '../support/poll';
 import { sweepStaleTestResources } from './sweep';
 
 const SOCKET = '/var/run/docker.sock';
@@ -243,7 +244,7 @@ describe('runtime/docker-engine against the real Docker engine', function () {
       const c = await engine.inspectContainer(id);
       const ip: string = c.NetworkSettings.Networks[network].IPAddress;
       assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
-      const res = await pollFor('httpd to answer', () => httpGet(`http://${ip}:8080/`));
+      const res = await poll('httpd to answer', () => httpGet(`http://${ip}:8080/`), 10_000, 50);
       assert.equal(res.status, 200);
       assert.equal(res.body, 'podium-ok\n');
     });
