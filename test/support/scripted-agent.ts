@@ -1,0 +1,214 @@
+/**
+ * A host agent without Docker, for tests of the Pod API: it joins through the real
+ * CertificateService.Join (pinning the CA by the token's fingerprint), opens the real
+ * AgentService.Connect stream over mutual TLS with its own certificate, and answers calls for bids
+ * and awards as its script says. By default it behaves like an honest agent with a simulated
+ * capacity: it bids for what fits, accepts awards that still fit, and reports them running.
+ *
+ * Everything it receives is kept in `received`, so a test can assert on the protocol itself.
+ */
+import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import {
+  AgentServiceClient,
+  type AgentMessage,
+  type Award,
+  type Bids,
+  type CallForBids,
+  type ServerMessage,
+} from '../../gen/podium/v1/agent';
+import { AppArmorMode, InstanceState, type Resources } from '../../gen/podium/v1/resources';
+import { joinFleet, type AgentIdentity } from '../../agent/identity';
+import { poll } from './poll';
+
+export interface ScriptedAgentOptions {
+  pod?: string;
+  provider?: string;
+  labels?: Record<string, string>;
+  capacity?: Resources;
+  apparmor?: AppArmorMode;
+  /** Heartbeat interval; 0 sends none (a silent host). Defaults to the server's Welcome. */
+  heartbeatMs?: number;
+}
+
+/** What the agent answers to a call for bids; the default prices by load. */
+export type BidScript = (agent: ScriptedAgent, call: CallForBids) => Omit<Bids, 'roundId'> | 'silent';
+/** Whether to accept an award; the default accepts when it fits. */
+export type AwardScript = (agent: ScriptedAgent, award: Award) => { accepted: boolean; reason?: string; state?: InstanceState } | 'silent';
+
+export class ScriptedAgent {
+  readonly received: ServerMessage[] = [];
+  /** Instances this agent accepted and still runs, with their resources. */
+  readonly running = new Map<string, Resources & { haGroup: string }>();
+  bidScript: BidScript = defaultBids;
+  awardScript: AwardScript = defaultAward;
+  private client: AgentServiceClient | null = null;
+  private stream: ClientDuplexStream<AgentMessage, ServerMessage> | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  /** Set when the stream ended, with the reason. */
+  ended: string | null = null;
+  readonly options: Required<ScriptedAgentOptions>;
+
+  private constructor(
+    readonly address: string,
+    readonly identity: AgentIdentity,
+    opts: ScriptedAgentOptions,
+  ) {
+    this.options = {
+      pod: opts.pod ?? 'test',
+      provider: opts.provider ?? 'local',
+      labels: opts.labels ?? {},
+      capacity: opts.capacity ?? { cpuMillis: 2000, memoryMib: 2048 },
+      apparmor: opts.apparmor ?? AppArmorMode.APP_ARMOR_MODE_ENFORCED,
+      heartbeatMs: opts.heartbeatMs ?? -1,
+    };
+  }
+
+  get hostId(): string {
+    return this.identity.hostId;
+  }
+
+  /** Joins with `token` (real Join, CA pinned) and returns a disconnected agent. */
+  static async join(address: string, token: string, opts: ScriptedAgentOptions = {}, hostId = ''): Promise<ScriptedAgent> {
+    const identity = await joinFleet(address, token, hostId);
+    return new ScriptedAgent(address, identity, opts);
+  }
+
+  /** An agent with an identity obtained elsewhere (e.g. a stolen or forged certificate). */
+  static withIdentity(address: string, identity: AgentIdentity, opts: ScriptedAgentOptions = {}): ScriptedAgent {
+    return new ScriptedAgent(address, identity, opts);
+  }
+
+  /** Opens the session: Hello with capacity and the inventory of what it runs. */
+  connect(): void {
+    this.close();
+    this.ended = null;
+    const creds = credentials.createSsl(Buffer.from(this.identity.caPem), Buffer.from(this.identity.keyPem), Buffer.from(this.identity.certPem));
+    this.client = new AgentServiceClient(this.address, creds);
+    const stream = this.client.connect();
+    this.stream = stream;
+    stream.on('data', (msg: ServerMessage) => this.onMessage(msg));
+    stream.on('error', (err) => this.end(err.message));
+    stream.on('end', () => this.end('server closed the stream'));
+    this.send({
+      kind: {
+        $case: 'hello',
+        hello: {
+          pod: this.options.pod,
+          provider: this.options.provider,
+          capacity: this.options.capacity,
+          labels: this.options.labels,
+          apparmor: this.options.apparmor,
+          inventory: [...this.running.keys()].map((instanceId) => ({ instanceId, containerId: `c-${instanceId}`, running: true })),
+        },
+      },
+    });
+  }
+
+  /** Ends the session (the host goes silent; its record stays). */
+  close(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    this.stream?.cancel();
+    this.stream = null;
+    this.client?.close();
+    this.client = null;
+  }
+
+  send(msg: AgentMessage): void {
+    this.stream?.write(msg);
+  }
+
+  /** Reports an instance's state, as the real agent does after observing its container. */
+  report(instanceId: string, state: InstanceState, message = ''): void {
+    if (state !== InstanceState.INSTANCE_STATE_RUNNING && state !== InstanceState.INSTANCE_STATE_STARTING) this.running.delete(instanceId);
+    this.send({ kind: { $case: 'instanceStatus', instanceStatus: { instanceId, state, containerId: `c-${instanceId}`, message } } });
+  }
+
+  /** Resources not taken by what it runs. */
+  free(): Resources {
+    let cpuMillis = this.options.capacity.cpuMillis;
+    let memoryMib = this.options.capacity.memoryMib;
+    for (const r of this.running.values()) {
+      cpuMillis -= r.cpuMillis;
+      memoryMib -= r.memoryMib;
+    }
+    return { cpuMillis, memoryMib };
+  }
+
+  /** Messages of one kind received so far. */
+  messages<K extends NonNullable<ServerMessage['kind']>['$case']>(kind: K): Extract<NonNullable<ServerMessage['kind']>, { $case: K }>[] {
+    return this.received.map((m) => m.kind).filter((k): k is Extract<NonNullable<ServerMessage['kind']>, { $case: K }> => k?.$case === kind);
+  }
+
+  /** Resolves once the session is open (Welcome received). */
+  async welcomed(timeoutMs = 10_000): Promise<void> {
+    await poll(`welcome for ${this.hostId}`, () => this.messages('welcome').length > 0 || (this.ended !== null && Promise.reject(new Error(this.ended))), timeoutMs, 20);
+  }
+
+  private end(why: string): void {
+    if (this.ended === null) this.ended = why;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  private onMessage(msg: ServerMessage): void {
+    this.received.push(msg);
+    const kind = msg.kind;
+    if (!kind) return;
+    switch (kind.$case) {
+      case 'welcome': {
+        const every = this.options.heartbeatMs >= 0 ? this.options.heartbeatMs : kind.welcome.heartbeatIntervalMs;
+        if (every > 0) this.heartbeat = setInterval(() => this.send({ kind: { $case: 'heartbeat', heartbeat: {} } }), every);
+        return;
+      }
+      case 'callForBids': {
+        const answer = this.bidScript(this, kind.callForBids);
+        if (answer !== 'silent') this.send({ kind: { $case: 'bids', bids: { roundId: kind.callForBids.roundId, ...answer } } });
+        return;
+      }
+      case 'award': {
+        const a = kind.award;
+        const decision = this.awardScript(this, a);
+        if (decision === 'silent') return;
+        this.send({ kind: { $case: 'awardReply', awardReply: { lotId: a.lotId, accepted: decision.accepted, reason: decision.reason ?? '' } } });
+        if (!decision.accepted || !a.spec) return;
+        this.running.set(a.spec.instanceId, { ...(a.spec.resources ?? { cpuMillis: 0, memoryMib: 0 }), haGroup: a.spec.haGroup });
+        this.report(a.spec.instanceId, decision.state ?? InstanceState.INSTANCE_STATE_RUNNING);
+        return;
+      }
+      case 'stopInstance':
+        this.running.delete(kind.stopInstance.instanceId);
+        return;
+      case 'reconcile':
+        for (const id of kind.reconcile.removeInstanceIds) this.running.delete(id);
+        return;
+    }
+  }
+}
+
+/** Bids for every lot that fits what is free, priced by the load after placing it. */
+export const defaultBids: BidScript = (agent, call) => {
+  const free = agent.free();
+  const cap = agent.options.capacity;
+  const bids: Bids['bids'] = [];
+  const declines: Bids['declines'] = [];
+  for (const lot of call.lots) {
+    const need = lot.resources ?? { cpuMillis: 0, memoryMib: 0 };
+    if (need.cpuMillis > free.cpuMillis) declines.push({ lotId: lot.id, reason: 'cpu' });
+    else if (need.memoryMib > free.memoryMib) declines.push({ lotId: lot.id, reason: 'memory' });
+    else if (lot.haGroup && [...agent.running.values()].some((r) => r.haGroup === lot.haGroup)) declines.push({ lotId: lot.id, reason: 'ha' });
+    else {
+      const load = Math.max(1 - (free.cpuMillis - need.cpuMillis) / cap.cpuMillis, 1 - (free.memoryMib - need.memoryMib) / cap.memoryMib);
+      bids.push({ lotId: lot.id, price: 100 * load });
+    }
+  }
+  return { bids, declines };
+};
+
+/** Accepts an award when it still fits. */
+export const defaultAward: AwardScript = (agent, award) => {
+  const need = award.spec?.resources ?? { cpuMillis: 0, memoryMib: 0 };
+  const free = agent.free();
+  if (need.cpuMillis > free.cpuMillis || need.memoryMib > free.memoryMib) return { accepted: false, reason: 'no longer fits' };
+  return { accepted: true };
+};
