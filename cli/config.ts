@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * Flags become typed, validated, frozen configuration here and only here: the rest of Podium
  * takes values, never reads argv or the environment. Units are in the names (Ms, Seconds, Mib).
@@ -48,4 +50,18 @@ export function parseLabels(flag: string, values: string[]): Record<string, stri
 
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Repeated and comma-separated host names or IP addresses ("a.example,10.0.0.1") → a list. */
+export function parseNames(flag: string, values: string[]): string[] {
+  const out: string[] = [];
+  for (const v of values.flatMap((x) => x.split(','))) {
+    const name = v.trim();
+    if (name === '') continue;
+    if (isIP(name.replace(/^\[|\]$/g, '')) === 0 && !HOST_NAME.test(name)) throw new ConfigError(flag, `"${name}" is neither a host name nor an IP address`);
+    out.push(name);
+  }
+  return out;
 }

@@ -9,7 +9,7 @@ import { createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type
 import { startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
 import { SERVER_DEFAULTS, Store, startServer } from '../server';
-import { collect, ConfigError, parseDuration, parseLabels, parseListen, parsePositiveInt } from './config';
+import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt } from './config';
 import { runDev } from './dev';
 import { serveMetrics } from './metrics-endpoint';
 import { processLogger } from './log';
@@ -34,6 +34,7 @@ export function program(): Command {
     .description('run the Pod API (gRPC on TLS)')
     .option('--data-dir <dir>', 'state directory (SQLite and CA)', './.podium/server')
     .option('--listen <host:port>', 'gRPC address', `${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}`)
+    .option('--advertise <names>', 'host names and addresses agents reach the server by, comma-separated (default: the listen address)', collect, [])
     .option('--trust-domain <td>', 'SPIFFE trust domain', SERVER_DEFAULTS.trustDomain)
     .option('--host-ttl <duration>', 'a host silent this long is down', `${SERVER_DEFAULTS.hostTtlMs / 1000}s`)
     .option('--heartbeat <duration>', 'agent heartbeat interval', `${SERVER_DEFAULTS.heartbeatIntervalMs / 1000}s`)
@@ -53,6 +54,7 @@ export function program(): Command {
           dataDir: o.dataDir,
           host,
           port,
+          advertise: parseNames('--advertise', o.advertise),
           trustDomain: o.trustDomain,
           hostTtlMs,
           heartbeatIntervalMs,

@@ -8,6 +8,7 @@ import { Server } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AgentServiceService, type AgentServiceServer } from '../gen/podium/v1/agent';
@@ -33,6 +34,12 @@ export interface ServerConfig {
   dataDir: string;
   host: string;
   port: number;
+  /**
+   * Host names and addresses the server certificate names, so that agents on other machines can
+   * verify it. Empty: the listen address (and localhost with 127.0.0.1 when it is a loopback or
+   * wildcard address).
+   */
+  advertise: readonly string[];
   trustDomain: string;
   /** A host silent for longer is down and its replicas are placed again. */
   hostTtlMs: number;
@@ -56,6 +63,7 @@ export interface ServerConfig {
 export const SERVER_DEFAULTS = {
   host: '127.0.0.1',
   port: 7443,
+  advertise: [] as readonly string[],
   trustDomain: 'podium.local',
   hostTtlMs: 10_000,
   heartbeatIntervalMs: 2_000,
@@ -77,6 +85,26 @@ export interface RunningServer {
   /** Prometheus registry; the CLI serves it over HTTP. */
   metrics: ServerMetrics;
   close(): Promise<void>;
+}
+
+/**
+ * The names a server certificate carries: every advertised name (split into DNS names and IP
+ * addresses), or, when none is advertised, the listen address. A loopback or wildcard listen
+ * address adds localhost and 127.0.0.1, which is how local clients reach it.
+ */
+export function serverCertificateNames(listenHost: string, advertise: readonly string[]): { dns: string[]; ips: string[] } {
+  const names = new Set(advertise.length > 0 ? advertise : [listenHost]);
+  const bare = listenHost.replace(/^\[|\]$/g, '');
+  if (advertise.length === 0 && (bare === '0.0.0.0' || bare === '::' || bare === 'localhost' || bare.startsWith('127.') || bare === '::1')) {
+    names.add('localhost');
+    names.add('127.0.0.1');
+  }
+  names.delete('0.0.0.0');
+  names.delete('::');
+  const dns: string[] = [];
+  const ips: string[] = [];
+  for (const n of names) (isIP(n.replace(/^\[|\]$/g, '')) ? ips : dns).push(n.replace(/^\[|\]$/g, ''));
+  return { dns, ips };
 }
 
 /** Opens the state, issues the server certificate and starts serving. Resolves once listening. */
@@ -152,12 +180,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // The server certificate is issued afresh at each start (it is short-lived and costs nothing)
   // and again at half its lifetime while running; its chain carries the CA so that a joining
   // agent can pin the CA by its fingerprint.
+  const serverNames = serverCertificateNames(config.host, config.advertise);
+  log.info(serverNames, 'server certificate names');
   const issueServerIdentity = async () => {
     const pair = await issueKeyPair(
       ca,
       { role: 'server', name: 'pod-api', spiffeId: spiffeIdFor(ca.trustDomain, 'server', 'pod-api') },
       config.certLifetimeSeconds,
-      { dns: ['localhost'], ips: ['127.0.0.1'] },
+      serverNames,
     );
     return { certificate: Buffer.from(`${pair.certPem.trim()}\n${ca.caCertPem.trim()}\n`), privateKey: Buffer.from(pair.keyPem) };
   };
