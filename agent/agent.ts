@@ -18,8 +18,8 @@ import {
   type Reconcile,
   type ServerMessage,
 } from '../gen/podium/v1/agent';
-import { AppArmorMode, InstanceState, type Resources } from '../gen/podium/v1/resources';
-import { priceLot } from './price-lot';
+import { AppArmorMode, InstanceState, PlacementPolicy, type Resources } from '../gen/podium/v1/resources';
+import { priceLot, roundWeight } from './price-lot';
 import type { AgentIdentity } from './identity';
 import { AgentMetrics } from './metrics';
 import {
@@ -249,7 +249,7 @@ export class Agent {
 
   /** ONE sealed answer per call: a price for each lot it can take, a reason for each it cannot. */
   private async bid(call: CallForBids): Promise<void> {
-    const bids: Array<{ lotId: string; price: number }> = [];
+    const bids: Array<{ lotId: string; price: number; roundWeight: number }> = [];
     const declines: Array<{ lotId: string; reason: string }> = [];
     const free = this.free();
     const ready = new Map<string, boolean>();
@@ -259,8 +259,12 @@ export class Agent {
         declines.push({ lotId: lot.id, reason: 'no-apparmor' });
         continue;
       }
-      if (need.cpuMillis > free.cpuMillis || need.memoryMib > free.memoryMib) {
-        declines.push({ lotId: lot.id, reason: 'capacity' });
+      if (need.cpuMillis > free.cpuMillis) {
+        declines.push({ lotId: lot.id, reason: 'cpu' });
+        continue;
+      }
+      if (need.memoryMib > free.memoryMib) {
+        declines.push({ lotId: lot.id, reason: 'memory' });
         continue;
       }
       const held = [...this.held.values()];
@@ -273,6 +277,7 @@ export class Agent {
         declines.push({ lotId: lot.id, reason: 'image' });
         continue;
       }
+      const policy = lot.placement === PlacementPolicy.PLACEMENT_POLICY_BINPACK ? 'binpack' : 'spread';
       bids.push({
         lotId: lot.id,
         price: priceLot({
@@ -281,7 +286,9 @@ export class Agent {
           imageCached: true,
           sameGroupCount: lot.haGroup ? held.filter((h) => h.haGroup === lot.haGroup).length : 0,
           sameTenantCount: held.filter((h) => h.tenant === lot.tenant).length,
+          policy,
         }),
+        roundWeight: roundWeight(policy),
       });
     }
     this.metrics.answers.inc({ answer: 'bid' }, bids.length);

@@ -15,6 +15,7 @@ import type { AgentMessage, Bids, AwardReply, Hello, InstanceStatus, ServerMessa
 import { AppArmorMode, InstanceState } from '../gen/podium/v1/resources';
 import { authorize, type CaTrust } from './auth';
 import { PodiumError, toServiceError } from './errors';
+import type { HostLiveness } from './host-liveness';
 import type { InstanceStateName, Store } from './store';
 
 export interface AgentSession {
@@ -28,6 +29,8 @@ export interface AuctionInbox {
   receiveBids(hostId: string, bids: Bids): void;
   receiveAwardReply(hostId: string, reply: AwardReply): void;
   kick(): void;
+  /** A host joined or came back, or capacity was freed: parked lots may fit now. */
+  fleetChanged(): void;
 }
 
 const REPORTED_STATES: Partial<Record<InstanceState, InstanceStateName>> = {
@@ -43,6 +46,7 @@ export class AgentSessions {
   constructor(
     private readonly store: Store,
     private readonly ca: CaTrust,
+    private readonly liveness: HostLiveness,
     private readonly opts: { heartbeatIntervalMs: number; now: () => number },
     private readonly log: Logger,
   ) {}
@@ -107,7 +111,8 @@ export class AgentSessions {
           this.sessions.set(hostId, session);
           previous?.close('replaced by a new session of the same host');
           this.hello(hostId, kind.hello, send, log);
-          this.auction?.kick();
+          // Its capacity (and what it freed by reconciling) is new to the auction.
+          this.auction?.fleetChanged();
           return;
         }
         if (!session) throw new PodiumError(status.FAILED_PRECONDITION, 'the first message must be hello');
@@ -115,7 +120,8 @@ export class AgentSessions {
           case 'heartbeat':
             // A host marked down while its stream stayed open (it stalled past the TTL) has had its
             // replicas placed elsewhere: it must reconnect, so that hello reconciles it.
-            if (!this.store.touchHost(hostId, this.opts.now())) session.close('host was marked down: reconnect and reconcile');
+            // In memory only: a heartbeat is never a database write.
+            if (!this.liveness.seen(hostId, this.opts.now())) session.close('host was marked down: reconnect and reconcile');
             return;
           case 'bids':
             this.auction?.receiveBids(hostId, kind.bids);
@@ -186,6 +192,7 @@ export class AgentSessions {
         }
       }
     });
+    this.liveness.up(hostId, now);
     const kept = new Set(keep);
     for (const id of inventory.keys()) if (!kept.has(id)) remove.push(id);
     log.info(
@@ -216,8 +223,10 @@ export class AgentSessions {
     });
     if (state === 'failed') {
       // The container could not start or has exited: it is removed, and the orchestrator places a
-      // replacement after a backoff (the failed row stays, for the customer to see why).
+      // replacement after a backoff (the failed row stays, for the customer to see why). Its
+      // resources are free again.
       send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: inst.id } } });
+      this.auction?.fleetChanged();
     }
     log.info({ instance: inst.id, state, container: s.containerId, message: s.message }, 'instance status');
   }

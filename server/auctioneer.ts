@@ -2,27 +2,36 @@
  * Runs auction rounds: the glue between the pure auction core (server/auction), the store and the
  * agent sessions. One round at a time, so that each round sees the awards of the one before.
  *
- *   pending instances ─► lots ─► planRound ─► one CallForBids per candidate host
- *        ▲                                              │ bids until the deadline
- *        │ refused / timed out                          ▼
- *        └──────── award ◄─ reserve in SQLite ◄─ determineWinners (re-checks every rule)
+ *   pending instances ─► fair batch ─► lots ─► planRound ─► one CallForBids per candidate host
+ *     ▲    ▲ parked until the fleet changes                             │ bids until the deadline
+ *     │    └──── pending, with the reason ◄──┐                           ▼
+ *     │ refused / timed out                  └──── determineWinners (re-checks every rule)
+ *     └──────── award ◄─ reserve in SQLite ◄───────────┘
  *
- * The host views are rebuilt after the bids arrive, because hosts may have gone away meanwhile;
- * reservation only succeeds on a still-pending instance, so no lot is awarded twice.
+ * The round's lots are taken per tenant and per service in turn (takeFairBatch), never oldest
+ * first across the fleet, and a lot no host could take is parked (LotParking) until the fleet
+ * changes instead of taking a place in every round: one tenant's unplaceable lots cannot delay
+ * another's placement. The host views are rebuilt after the bids arrive, because hosts may have
+ * gone away meanwhile; reservation only succeeds on a still-pending instance, so no lot is awarded
+ * twice.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AwardReply, Bids, ContainerSpec } from '../gen/podium/v1/agent';
-import { AppArmorMode } from '../gen/podium/v1/resources';
+import { AppArmorMode, PlacementPolicy } from '../gen/podium/v1/resources';
 import type { AgentSessions, AuctionInbox } from './agent-sessions';
 
 /** What the auctioneer needs of the sessions: reaching a host, and knowing who is connected. */
 export type SessionDirectory = Pick<AgentSessions, 'get' | 'connectedHosts'>;
 import {
   determineWinners,
+  EMPTY_CURSOR,
+  LotParking,
   planRound,
+  takeFairBatch,
   type BidView,
   type DeclineView,
+  type FairCursor,
   type HostView,
   type LotView,
 } from './auction';
@@ -39,6 +48,10 @@ export interface AuctioneerOptions {
   /** How long a winner has to accept an award before the lot goes back to the queue. */
   awardTimeoutMs: number;
   maxCandidatesPerLot: number;
+  /** A lot parked for a reason only agents know ('image', 'no-bid') is tried again after this. */
+  retryParkedMs: number;
+  /** Failures of a service on a host this recent make its new lots avoid that host. */
+  avoidFailuresMs: number;
   random: () => number;
   now: () => number;
 }
@@ -60,6 +73,8 @@ export class Auctioneer implements AuctionInbox {
   private round: PendingRound | null = null;
   private readonly awaitingReply = new Map<string, { hostId: string; timer: NodeJS.Timeout }>();
   private roundCounter = 0;
+  private readonly parking = new LotParking();
+  private cursor: FairCursor = EMPTY_CURSOR;
 
   constructor(
     private readonly store: Store,
@@ -83,6 +98,15 @@ export class Auctioneer implements AuctionInbox {
     }, this.opts.batchWindowMs);
   }
 
+  /**
+   * The fleet changed (a host joined or came back, capacity was freed, an award came back): lots
+   * parked for want of a host may fit now. Starts a round.
+   */
+  fleetChanged(): void {
+    this.parking.fleetChanged();
+    this.kick();
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
@@ -97,7 +121,9 @@ export class Auctioneer implements AuctionInbox {
     if (!r || !called) return; // late, stray or a second answer: ignored
     r.waitingFor.delete(hostId);
     // Only answers for the lots this host was called for count: a bid is never a way in.
-    for (const b of bids.bids) if (called.has(b.lotId) && Number.isFinite(b.price)) r.bids.push({ hostId, lotId: b.lotId, price: b.price });
+    for (const b of bids.bids) {
+      if (called.has(b.lotId) && Number.isFinite(b.price)) r.bids.push({ hostId, lotId: b.lotId, price: b.price, roundWeight: b.roundWeight });
+    }
     for (const d of bids.declines) if (called.has(d.lotId)) r.declines.push({ hostId, lotId: d.lotId, reason: d.reason });
     if (r.waitingFor.size === 0) r.done();
   }
@@ -128,19 +154,33 @@ export class Auctioneer implements AuctionInbox {
   }
 
   private async oneRound(): Promise<void> {
-    const pending = this.store.listPendingInstances(this.opts.batchSize);
-    if (pending.length === 0) return;
-    const services = new Map<string, ServiceRecord>();
+    const started = this.opts.now();
+    const queued = this.store.listPendingInstances();
+    this.parking.retain(new Set(queued.map((i) => i.id)));
+    const eligible = queued.filter((i) => this.parking.eligible(i.id, started));
+    if (eligible.length === 0) return;
+    const byId = new Map(eligible.map((i) => [i.id, i]));
+    const taken = takeFairBatch(
+      eligible.map((i) => ({ id: i.id, tenant: i.tenant, service: serviceKey(i), haGroup: i.haGroup })),
+      this.opts.batchSize,
+      this.cursor,
+    );
+    this.cursor = taken.cursor;
+    // More eligible lots than one round holds: the next round starts as soon as this one ends.
+    if (taken.batch.length < eligible.length) this.again = true;
+    const pending = taken.batch.map((q) => byId.get(q.id)!);
+    const services = new Map<string, { svc: ServiceRecord; avoid: ReadonlySet<string> }>();
     const lots: LotView[] = [];
     for (const inst of pending) {
-      const key = `${inst.tenant}/${inst.environment}/${inst.service}`;
-      let svc = services.get(key);
-      if (!svc) {
-        svc = this.store.getService(inst.tenant, inst.environment, inst.service);
+      const key = serviceKey(inst);
+      let entry = services.get(key);
+      if (!entry) {
+        const svc = this.store.getService(inst.tenant, inst.environment, inst.service);
         if (!svc) continue;
-        services.set(key, svc);
+        const avoid = new Set(this.store.failedHostsOfService(inst.tenant, inst.environment, inst.service, started - this.opts.avoidFailuresMs));
+        services.set(key, (entry = { svc, avoid }));
       }
-      lots.push(lotOf(inst, svc));
+      lots.push(lotOf(inst, entry.svc, entry.avoid));
     }
     const id = `r-${++this.roundCounter}-${randomBytes(3).toString('hex')}`;
     const endTimer = this.metrics.rounds.startTimer();
@@ -176,6 +216,7 @@ export class Auctioneer implements AuctionInbox {
                 haGroup: lot.haGroup,
                 resources: lot.resources,
                 image: lot.image,
+                placement: lot.policy === 'binpack' ? PlacementPolicy.PLACEMENT_POLICY_BINPACK : PlacementPolicy.PLACEMENT_POLICY_SPREAD,
               };
             }),
           },
@@ -196,6 +237,7 @@ export class Auctioneer implements AuctionInbox {
     this.store.tx(() => {
       for (const [lotId, why] of explanations) this.store.setPendingMessage(lotId, why.text);
     });
+    for (const [lotId, why] of explanations) this.parking.park(lotId, why, now, this.opts.retryParkedMs);
     const sent: Array<{ lotId: string; hostId: string; spec: ContainerSpec }> = [];
     const instById = new Map(pending.map((p) => [p.id, p]));
     this.store.tx(() => {
@@ -203,10 +245,10 @@ export class Auctioneer implements AuctionInbox {
         const inst = instById.get(award.lotId)!;
         if (!this.store.reserveInstance(award.lotId, award.hostId, now)) continue; // deleted meanwhile
         this.store.appendEvent(
-          { tenant: inst.tenant, type: 'instance.awarded', environment: inst.environment, service: inst.service, instance: inst.id, host: award.hostId, message: `price ${award.price.toFixed(3)}` },
+          { tenant: inst.tenant, type: 'instance.awarded', environment: inst.environment, service: inst.service, instance: inst.id, host: award.hostId, message: `round ${id}, price ${award.price.toFixed(3)}` },
           now,
         );
-        const svc = services.get(`${inst.tenant}/${inst.environment}/${inst.service}`)!;
+        const { svc } = services.get(serviceKey(inst))!;
         sent.push({ lotId: award.lotId, hostId: award.hostId, spec: containerSpecOf(inst, svc) });
       }
     });
@@ -223,7 +265,7 @@ export class Auctioneer implements AuctionInbox {
     this.metrics.lots.inc({ outcome: 'awarded' }, sent.length);
     this.metrics.lots.inc({ outcome: 'pending' }, explanations.size);
     log.info(
-      { lots: lots.length, candidates: plan.calls.size, bids: round.bids.length, awards: sent.length, pending: explanations.size },
+      { lots: lots.length, candidates: plan.calls.size, bids: round.bids.length, awards: sent.length, pending: explanations.size, parked: this.parking.size, queued: queued.length },
       'auction round',
     );
   }
@@ -237,7 +279,8 @@ export class Auctioneer implements AuctionInbox {
       this.store.appendEvent({ tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: lotId, host: hostId, message });
     });
     this.log.warn({ lot: lotId, host: hostId }, message);
-    this.kick();
+    // What the host had reserved for the lot is free again.
+    this.fleetChanged();
   }
 
   /** The fleet as the auction sees it: capacity from the agents, allocation from the store. */
@@ -268,7 +311,11 @@ export class Auctioneer implements AuctionInbox {
   }
 }
 
-function lotOf(inst: InstanceRecord, svc: ServiceRecord): LotView {
+function serviceKey(i: Pick<InstanceRecord, 'tenant' | 'environment' | 'service'>): string {
+  return `${i.tenant}/${i.environment}/${i.service}`;
+}
+
+function lotOf(inst: InstanceRecord, svc: ServiceRecord, avoidHosts: ReadonlySet<string>): LotView {
   return {
     id: inst.id,
     tenant: inst.tenant,
@@ -279,6 +326,8 @@ function lotOf(inst: InstanceRecord, svc: ServiceRecord): LotView {
     image: svc.spec.image,
     constraints: {},
     excludedHosts: new Set(inst.excludedHosts),
+    policy: svc.spec.placement,
+    avoidHosts,
   };
 }
 

@@ -11,14 +11,27 @@ export interface FieldViolation {
   description: string;
 }
 
+/** One violated quota, as google.rpc.QuotaFailure.Violation. */
+export interface QuotaViolation {
+  /** What the quota is on, e.g. "tenant:acme/instances". */
+  subject: string;
+  description: string;
+}
+
 export class PodiumError extends Error {
   constructor(
     readonly code: status,
     message: string,
     readonly fieldViolations: readonly FieldViolation[] = [],
+    readonly quotaViolations: readonly QuotaViolation[] = [],
   ) {
     super(message);
     this.name = 'PodiumError';
+  }
+
+  /** RESOURCE_EXHAUSTED naming every quota the request would exceed. */
+  static quotaExceeded(message: string, violations: readonly QuotaViolation[]): PodiumError {
+    return new PodiumError(status.RESOURCE_EXHAUSTED, message, [], violations);
   }
 
   /** INVALID_ARGUMENT naming the field and why. */
@@ -47,14 +60,14 @@ export const DETAILS_METADATA_KEY = 'podium-details';
 export function toServiceError(err: unknown, log: { error(obj: object, msg: string): void }): Partial<ServiceError> {
   if (err instanceof PodiumError) {
     const metadata = new Metadata();
+    const details: object[] = [];
     if (err.fieldViolations.length > 0) {
-      metadata.set(
-        DETAILS_METADATA_KEY,
-        JSON.stringify([
-          { '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: err.fieldViolations },
-        ]),
-      );
+      details.push({ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: err.fieldViolations });
     }
+    if (err.quotaViolations.length > 0) {
+      details.push({ '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations: err.quotaViolations });
+    }
+    if (details.length > 0) metadata.set(DETAILS_METADATA_KEY, JSON.stringify(details));
     return { code: err.code, details: err.message, metadata };
   }
   log.error({ err }, 'unexpected error in a handler');

@@ -22,8 +22,9 @@ import { certificateHandlers } from './certificate-service';
 import { Orchestrator } from './orchestrator';
 import { podApiHandlers } from './pod-api';
 import { addReflection } from './reflection';
+import { HostLiveness } from './host-liveness';
 import { ServerMetrics } from './metrics';
-import { Store, type EventRecord } from './store';
+import { Store, type EventRecord, type QuotaLimits } from './store';
 import { optionalClientCertCredentials, StaticCertificateProvider } from './tls-credentials';
 
 export { Store } from './store';
@@ -57,6 +58,8 @@ export interface ServerConfig {
   maxCandidatesPerLot: number;
   /** Seed of the auction's sampling; logged so that a round can be replayed. */
   seed: number;
+  /** The quota of a tenant that has none of its own (SetQuota). */
+  defaultQuota: QuotaLimits;
   logger: Logger;
 }
 
@@ -76,6 +79,8 @@ export const SERVER_DEFAULTS = {
   bidDeadlineMs: 1_000,
   awardTimeoutMs: 10_000,
   maxCandidatesPerLot: 16,
+  // 64 cores, 256 GiB, 500 replicas: a bound on what one tenant can queue, not a fleet's size.
+  defaultQuota: { cpuMillis: 64_000, memoryMib: 256 * 1024, instances: 500 } as QuotaLimits,
 } as const;
 
 export interface RunningServer {
@@ -115,7 +120,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const store = Store.open(join(config.dataDir, 'podium.db'));
   const now = () => Date.now();
   // Hosts get a full TTL after a restart to reconnect before their replicas are moved.
-  store.graceAllHosts(now());
+  const liveness = new HostLiveness();
+  for (const h of store.listHosts()) if (h.state === 'up') liveness.up(h.id, now());
 
   const events = new EventEmitter();
   events.setMaxListeners(0);
@@ -125,7 +131,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     return () => events.off('event', fn);
   };
 
-  const sessions = new AgentSessions(store, ca, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
+  const sessions = new AgentSessions(store, ca, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
   const metrics = new ServerMetrics(store, () => sessions.connectedHosts().size);
   log.info({ seed: config.seed }, 'auction seed');
   const auctioneer = new Auctioneer(
@@ -137,6 +143,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       bidDeadlineMs: config.bidDeadlineMs,
       awardTimeoutMs: config.awardTimeoutMs,
       maxCandidatesPerLot: config.maxCandidatesPerLot,
+      retryParkedMs: config.pendingRetryMs,
+      avoidFailuresMs: config.failureWindowMs,
       random: seededRandom(config.seed),
       now,
     },
@@ -146,6 +154,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   sessions.auction = auctioneer;
   const orchestrator = new Orchestrator(
     store,
+    liveness,
     {
       hostTtlMs: config.hostTtlMs,
       restartBackoffMs: config.restartBackoffMs,
@@ -160,7 +169,18 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const server = new Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
   server.addService(
     PodApiService,
-    podApiHandlers({ store, ca, orchestrator, sessions, subscribe, kickAuction: () => auctioneer.kick(), log: log.child({ module: 'pod-api' }) }),
+    podApiHandlers({
+      store,
+      ca,
+      orchestrator,
+      sessions,
+      liveness,
+      subscribe,
+      kickAuction: () => auctioneer.kick(),
+      fleetChanged: () => auctioneer.fleetChanged(),
+      defaultQuota: config.defaultQuota,
+      log: log.child({ module: 'pod-api' }),
+    }),
   );
   const agentHandlers: AgentServiceServer = { connect: (call) => sessions.connect(call) };
   server.addService(AgentServiceService, agentHandlers);
@@ -212,11 +232,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       log.error({ err }, 'orchestrator tick failed');
     }
   }, config.orchestratorIntervalMs);
-  // Lots no host could take wait for a change (a host joins, capacity frees up) or for this retry,
-  // so that an unplaceable lot does not cost a round every orchestrator tick.
-  const retry = setInterval(() => {
-    if (store.countPending() > 0) auctioneer.kick();
-  }, config.pendingRetryMs);
+  // Lots parked for a reason only agents know (an image being pulled, no answer) are tried again
+  // after pendingRetryMs; those no host could take wait for the fleet to change (LotParking).
+  const retry = setInterval(() => auctioneer.kick(), config.pendingRetryMs);
   orchestrator.tick();
   auctioneer.kick();
   log.info({ address: `${config.host}:${port}`, fingerprint: ca.fingerprint }, 'Pod API listening');

@@ -76,4 +76,14 @@ export const MIGRATIONS: readonly string[] = [
     expires_at  INTEGER NOT NULL
   );
   `,
+  // 2: per-tenant quotas (a tenant without a row gets the server's default).
+  `
+  CREATE TABLE quotas (
+    tenant     TEXT PRIMARY KEY,
+    cpu_millis INTEGER NOT NULL CHECK (cpu_millis >= 0),
+    memory_mib INTEGER NOT NULL CHECK (memory_mib >= 0),
+    instances  INTEGER NOT NULL CHECK (instances >= 0),
+    updated_at INTEGER NOT NULL
+  );
+  `,
 ];

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { HostLiveness } from './host-liveness';
 import type { InstanceRecord, ServiceRecord, Store } from './store';
 
 export const WAITING_FOR_AUCTION = 'waiting for an auction';
@@ -45,6 +46,7 @@ export function restartDelay(failures: number, baseMs: number, maxMs: number): n
 export class Orchestrator {
   constructor(
     private readonly store: Store,
+    private readonly liveness: HostLiveness,
     private readonly opts: OrchestratorOptions,
     private readonly log: Logger,
     /** Told when there is something to auction. */
@@ -98,18 +100,22 @@ export class Orchestrator {
   tick(): number {
     const now = this.opts.now();
     this.store.deleteFailedBefore(now - this.opts.failureWindowMs);
-    for (const host of this.store.listHosts()) {
-      if (host.state !== 'up' || now - host.lastHeartbeat <= this.opts.hostTtlMs) continue;
-      const lost = this.store.markHostDown(host.id, now);
-      if (!lost) continue;
-      this.log.warn({ host: host.id, lost: lost.length }, 'host missed its heartbeats: down');
-      this.store.appendEvent({ tenant: '', type: 'host.down', host: host.id, message: `no heartbeat for ${now - host.lastHeartbeat} ms` }, now);
-      for (const i of lost) {
-        this.store.appendEvent(
-          { tenant: i.tenant, type: 'instance.lost', environment: i.environment, service: i.service, instance: i.id, host: host.id, message: 'host down' },
-          now,
-        );
-      }
+    for (const { hostId, silentMs } of this.liveness.expired(now, this.opts.hostTtlMs)) {
+      this.liveness.markDown(hostId);
+      // The change of state is the one liveness write: the host down, its instances lost.
+      const lost = this.store.tx(() => {
+        const lost = this.store.markHostDown(hostId, now, now - silentMs);
+        if (!lost) return undefined;
+        this.store.appendEvent({ tenant: '', type: 'host.down', host: hostId, message: `no heartbeat for ${silentMs} ms` }, now);
+        for (const i of lost) {
+          this.store.appendEvent(
+            { tenant: i.tenant, type: 'instance.lost', environment: i.environment, service: i.service, instance: i.id, host: hostId, message: 'host down' },
+            now,
+          );
+        }
+        return lost;
+      });
+      if (lost) this.log.warn({ host: hostId, lost: lost.length }, 'host missed its heartbeats: down');
     }
     let created = 0;
     for (const svc of this.store.listUnderReplicated()) created += this.ensureReplicas(svc);

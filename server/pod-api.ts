@@ -3,7 +3,7 @@
  * that may call it; every one scopes what it reads and writes to the caller's tenant, so another
  * tenant's environment or service is NOT_FOUND, exactly like one that does not exist.
  */
-import { Metadata, status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
+import { Metadata, status, type ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type {
   CreateEnvironmentRequest,
@@ -20,13 +20,16 @@ import type {
   PodApiServer,
   WatchEventsRequest,
 } from '../gen/podium/v1/pod_api';
-import { HostState, InstanceState, type Environment, type Event, type Host, type Service } from '../gen/podium/v1/resources';
+import { HostState, InstanceState, PlacementPolicy, type Environment, type Event, type Host, type Service } from '../gen/podium/v1/resources';
 import type { Role } from '../certs';
 import type { AgentSessions } from './agent-sessions';
+import type { HostLiveness } from './host-liveness';
 import { authorize, callerTenant, type CaTrust } from './auth';
 import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import type { Orchestrator } from './orchestrator';
-import type { EventRecord, HostRecord, InstanceRecord, ServiceRecord, Store } from './store';
+import { assertWithinQuota, quotaHandlers } from './quota';
+import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Store } from './store';
+import { unary } from './unary-handler';
 import { nameViolation, validateEnvironmentName, validateService } from './validation';
 
 const CUSTOMER: readonly Role[] = ['gateway', 'operator'];
@@ -44,26 +47,16 @@ export interface PodApiDeps {
   ca: CaTrust;
   orchestrator: Orchestrator;
   sessions: AgentSessions;
+  /** Last heartbeats are in memory only (host-liveness.ts). */
+  liveness: Pick<HostLiveness, 'lastSeen'>;
   /** Subscribes to new events; returns the unsubscribe function. */
   subscribe: (fn: (e: EventRecord) => void) => () => void;
   kickAuction: () => void;
+  /** Capacity was freed or the fleet changed: lots parked for want of it may fit now. */
+  fleetChanged: () => void;
+  /** The quota of a tenant that has none of its own. */
+  defaultQuota: QuotaLimits;
   log: Logger;
-}
-
-/** Wraps a unary handler: authorization first, one error boundary last. */
-function unary<Req, Res>(
-  deps: PodApiDeps,
-  roles: readonly Role[],
-  fn: (req: Req, tenant: string) => Res,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return (call, callback) => {
-    try {
-      const id = authorize(call, deps.ca, roles);
-      callback(null, fn(call.request, callerTenant(call, id)));
-    } catch (err) {
-      callback(toServiceError(err, deps.log), null);
-    }
-  };
 }
 
 function requireEnvironment(store: Store, tenant: string, name: string): void {
@@ -95,6 +88,7 @@ export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Se
     replicas: svc.spec.replicas,
     ha: svc.spec.ha,
     resources: svc.spec.resources,
+    placement: svc.spec.placement === 'binpack' ? PlacementPolicy.PLACEMENT_POLICY_BINPACK : PlacementPolicy.PLACEMENT_POLICY_SPREAD,
     environment: svc.environment,
     instances: instances.map((i) => ({
       id: i.id,
@@ -108,7 +102,7 @@ export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Se
   };
 }
 
-function hostView(h: HostRecord, placed: InstanceRecord[]): Host {
+function hostView(h: HostRecord, placed: InstanceRecord[], lastSeen: number | undefined): Host {
   const mine = placed.filter((i) => i.host === h.id);
   return {
     id: h.id,
@@ -122,7 +116,7 @@ function hostView(h: HostRecord, placed: InstanceRecord[]): Host {
     },
     labels: h.labels,
     apparmor: h.apparmor,
-    lastHeartbeat: new Date(h.lastHeartbeat),
+    lastHeartbeat: new Date(lastSeen ?? h.lastHeartbeat),
     instanceCount: mine.length,
   };
 }
@@ -143,6 +137,8 @@ export function eventView(e: EventRecord): Event {
 export function podApiHandlers(deps: PodApiDeps): PodApiServer {
   const { store } = deps;
   return {
+    ...quotaHandlers(deps),
+
     createEnvironment: unary<CreateEnvironmentRequest, Environment>(deps, CUSTOMER, (req, tenant) => {
       const name = req.environment?.name ?? '';
       validateEnvironmentName(name);
@@ -165,6 +161,9 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
       const { name, spec } = validateService(req.service);
       const rec: ServiceRecord = { tenant, environment: req.environment, name, spec, createdAt: Date.now() };
       const created = store.tx(() => {
+        // Inside the transaction: two creates cannot both fit in the same headroom.
+        if (store.getService(tenant, rec.environment, name)) return false;
+        assertWithinQuota(store, tenant, spec, deps.defaultQuota);
         if (!store.insertService(rec)) return false;
         store.appendEvent({ tenant, type: 'service.created', environment: rec.environment, service: name, message: `${spec.replicas} replicas of ${spec.image}` });
         deps.orchestrator.ensureReplicas(rec);
@@ -205,14 +204,14 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
       if (!placed) throw PodiumError.notFound(`service "${req.service}"`);
       // Hosts that are not connected remove these containers when they reconcile.
       for (const i of placed) deps.sessions.stopInstance(i.host!, i.id);
-      // Capacity was freed: lots waiting for it may fit now.
-      deps.kickAuction();
+      // Capacity was freed: lots parked for want of it may fit now.
+      if (placed.length > 0) deps.fleetChanged();
       return {};
     }),
 
     listHosts: unary<ListHostsRequest, ListHostsResponse>(deps, CUSTOMER, () => {
       const placed = store.listPlacedInstances();
-      return { hosts: store.listHosts().map((h) => hostView(h, placed)) };
+      return { hosts: store.listHosts().map((h) => hostView(h, placed, deps.liveness.lastSeen(h.id))) };
     }),
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {

@@ -16,12 +16,22 @@ export interface ResourcesRow {
   memoryMib: number;
 }
 
+export type PlacementPolicyName = 'spread' | 'binpack';
+
 export interface ServiceSpec {
   image: string;
   command: string[];
   replicas: number;
   ha: boolean;
   resources: ResourcesRow;
+  placement: PlacementPolicyName;
+}
+
+/** A tenant's quota: the most its services may ask for together (replicas × resources). */
+export interface QuotaLimits {
+  cpuMillis: number;
+  memoryMib: number;
+  instances: number;
 }
 
 export interface ServiceRecord {
@@ -146,7 +156,9 @@ interface ServiceRow {
 }
 
 function serviceFromRow(r: ServiceRow): ServiceRecord {
-  return { tenant: r.tenant, environment: r.environment, name: r.name, spec: JSON.parse(r.spec) as ServiceSpec, createdAt: r.created_at };
+  // Specs stored before placement policies existed are spread, the default.
+  const spec = { placement: 'spread', ...(JSON.parse(r.spec) as Partial<ServiceSpec>) } as ServiceSpec;
+  return { tenant: r.tenant, environment: r.environment, name: r.name, spec, createdAt: r.created_at };
 }
 
 /** The states in which an instance holds resources on its host. */
@@ -332,12 +344,25 @@ export class Store {
     );
   }
 
-  listPendingInstances(limit: number): InstanceRecord[] {
+  /** Pending instances (lots), oldest first; the auctioneer takes its fair batch from them. */
+  listPendingInstances(limit = -1): InstanceRecord[] {
     return (
       this.db
         .prepare(`SELECT * FROM instances WHERE state = 'pending' ORDER BY created_at, id LIMIT ?`)
         .all(limit) as InstanceRow[]
     ).map(instanceFromRow);
+  }
+
+  /** Hosts where instances of the service failed after `since` (the auction avoids them). */
+  failedHostsOfService(tenant: string, environment: string, service: string, since: number): string[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT DISTINCT host FROM instances WHERE tenant = ? AND environment = ? AND service = ?
+             AND state = 'failed' AND host IS NOT NULL AND updated_at >= ?`,
+        )
+        .all(tenant, environment, service, since) as Array<{ host: string }>
+    ).map((r) => r.host);
   }
 
   /**
@@ -473,23 +498,15 @@ export class Store {
     return (this.db.prepare(`SELECT * FROM hosts ORDER BY id`).all() as HostRow[]).map(hostFromRow);
   }
 
-  /** Records a heartbeat; false when the host is not up (it was marked down meanwhile). */
-  touchHost(id: string, now = Date.now()): boolean {
-    return this.db.prepare(`UPDATE hosts SET last_heartbeat = ? WHERE id = ? AND state = 'up'`).run(now, id).changes === 1;
-  }
-
-  /** On server start: every host that was up gets a full TTL from now to reconnect. */
-  graceAllHosts(now = Date.now()): void {
-    this.db.prepare(`UPDATE hosts SET last_heartbeat = ? WHERE state = 'up'`).run(now);
-  }
-
   /**
    * Marks a host down and its placed instances lost, in one transaction. Returns the instances
    * that were lost, or undefined when the host was not up.
    */
-  markHostDown(id: string, now = Date.now()): InstanceRecord[] | undefined {
+  markHostDown(id: string, now = Date.now(), lastSeen?: number): InstanceRecord[] | undefined {
     return this.tx(() => {
-      const info = this.db.prepare(`UPDATE hosts SET state = 'down' WHERE id = ? AND state = 'up'`).run(id);
+      const info = this.db
+        .prepare(`UPDATE hosts SET state = 'down', last_heartbeat = coalesce(?, last_heartbeat) WHERE id = ? AND state = 'up'`)
+        .run(lastSeen ?? null, id);
       if (info.changes === 0) return undefined;
       const lost = this.listInstancesOnHost(id).filter((i) => i.state === 'starting' || i.state === 'running');
       this.db
@@ -497,6 +514,38 @@ export class Store {
         .run(now, id);
       return lost;
     });
+  }
+
+  // ---- quotas -------------------------------------------------------------------------------
+
+  /** The quota set for a tenant, or undefined when the server's default applies. */
+  getQuota(tenant: string): QuotaLimits | undefined {
+    return this.db
+      .prepare(`SELECT cpu_millis AS cpuMillis, memory_mib AS memoryMib, instances FROM quotas WHERE tenant = ?`)
+      .get(tenant) as QuotaLimits | undefined;
+  }
+
+  setQuota(tenant: string, q: QuotaLimits, now = Date.now()): void {
+    this.db
+      .prepare(
+        `INSERT INTO quotas (tenant, cpu_millis, memory_mib, instances, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (tenant) DO UPDATE SET cpu_millis = excluded.cpu_millis, memory_mib = excluded.memory_mib,
+           instances = excluded.instances, updated_at = excluded.updated_at`,
+      )
+      .run(tenant, q.cpuMillis, q.memoryMib, q.instances, now);
+  }
+
+  /** What a tenant's services ask for together: replicas × resources, summed. */
+  tenantUsage(tenant: string): QuotaLimits {
+    const rows = this.db.prepare(`SELECT spec FROM services WHERE tenant = ?`).all(tenant) as Array<{ spec: string }>;
+    const used: QuotaLimits = { cpuMillis: 0, memoryMib: 0, instances: 0 };
+    for (const { spec } of rows) {
+      const s = JSON.parse(spec) as ServiceSpec;
+      used.instances += s.replicas;
+      used.cpuMillis += s.replicas * s.resources.cpuMillis;
+      used.memoryMib += s.replicas * s.resources.memoryMib;
+    }
+    return used;
   }
 
   // ---- join tokens --------------------------------------------------------------------------

@@ -2,9 +2,9 @@
  * What a customer may ask for. Every rule names the field and the reason; all violations of a
  * request are reported together, and nothing is stored unless there are none.
  */
-import type { Service } from '../gen/podium/v1/resources';
+import { PlacementPolicy, type Quota, type Service } from '../gen/podium/v1/resources';
 import { assertNoViolations, type FieldViolation } from './errors';
-import type { ServiceSpec } from './store';
+import type { PlacementPolicyName, QuotaLimits, ServiceSpec } from './store';
 
 /** DNS-label names: they end up in container, network and AppArmor profile names. */
 const NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
@@ -66,6 +66,8 @@ export function validateService(s: Service | undefined): { name: string; spec: S
       push({ field: 'resources.memoryMib', description: `must be an integer from ${LIMITS.minMemoryMib} to ${LIMITS.maxMemoryMib}` });
     }
   }
+  const placement = PLACEMENTS.get(s.placement);
+  if (placement === undefined) push({ field: 'placement', description: 'must be PLACEMENT_POLICY_SPREAD or PLACEMENT_POLICY_BINPACK' });
   assertNoViolations(violations);
   return {
     name: s.name,
@@ -75,6 +77,28 @@ export function validateService(s: Service | undefined): { name: string; spec: S
       replicas: s.replicas,
       ha: s.ha,
       resources: { cpuMillis: r!.cpuMillis, memoryMib: r!.memoryMib },
+      placement: placement!,
     },
   };
+}
+
+/** Unspecified is spread: the default is stored as such, so GET shows what the service gets. */
+const PLACEMENTS: ReadonlyMap<PlacementPolicy, PlacementPolicyName> = new Map([
+  [PlacementPolicy.PLACEMENT_POLICY_UNSPECIFIED, 'spread'],
+  [PlacementPolicy.PLACEMENT_POLICY_SPREAD, 'spread'],
+  [PlacementPolicy.PLACEMENT_POLICY_BINPACK, 'binpack'],
+]);
+
+/** Quotas are whole numbers from 0 (nothing may be created) to what an int32 holds. */
+export function validateQuota(q: Quota | undefined): QuotaLimits {
+  if (!q) {
+    assertNoViolations([{ field: 'quota', description: 'is required (cpuMillis, memoryMib and instances)' }]);
+    throw new Error('unreachable');
+  }
+  const violations: FieldViolation[] = [];
+  for (const [field, value] of [['quota.cpuMillis', q.cpuMillis], ['quota.memoryMib', q.memoryMib], ['quota.instances', q.instances]] as const) {
+    if (!Number.isInteger(value) || value < 0) violations.push({ field, description: 'must be a whole number of at least 0' });
+  }
+  assertNoViolations(violations);
+  return { cpuMillis: q.cpuMillis, memoryMib: q.memoryMib, instances: q.instances };
 }

@@ -5,7 +5,8 @@ const WORDING: Readonly<Record<ExclusionReason, string>> = {
   down: 'down',
   'no-apparmor': 'no AppArmor',
   constraint: 'constraints',
-  capacity: 'capacity',
+  cpu: 'CPU',
+  memory: 'memory',
   ha: 'the HA rule',
   refused: 'refused the award',
   image: 'cannot get the image',
@@ -14,7 +15,7 @@ const WORDING: Readonly<Record<ExclusionReason, string>> = {
 
 /**
  * Reasons that say what the host is or did ("2 down", "1 refused the award", "3 no bid") rather
- * than a rule that excluded it ("2 excluded by capacity"). Reading "excluded by down" would be odd.
+ * than a rule that excluded it ("2 excluded by memory"). Reading "excluded by down" would be odd.
  */
 const STATES: ReadonlySet<ExclusionReason> = new Set<ExclusionReason>(['down', 'refused', 'image', 'no-bid']);
 
@@ -22,7 +23,7 @@ const STATES: ReadonlySet<ExclusionReason> = new Set<ExclusionReason>(['down', '
 const hostsPhrase = (n: number): string => `${n} ${n === 1 ? 'host' : 'hosts'}`;
 
 /**
- * "3 hosts: 2 excluded by capacity, 1 by the HA rule". Reasons most-first (ties in pipeline
+ * "3 hosts: 2 excluded by memory, 1 by CPU". Reasons most-first (ties in pipeline
  * order); the first rule-type reason says "excluded by", later ones only "by"; state-type reasons
  * (down, refused the award, no bid) stand alone. Zero counts are left out. Never empty.
  */

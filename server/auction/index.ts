@@ -7,6 +7,9 @@
  * inside (randomness comes in through PlanOptions.random), so it is tested as properties,
  * benchmarked alone, and a management pod can run the same core for its own hosts.
  *
+ * 0. takeFairBatch: the round's lots, tenants and then their services in turn (never oldest-first
+ *    across the fleet); LotParking keeps lots no host could take out of rounds until the fleet
+ *    changes (or, for reasons only agents know, until a retry time).
  * 1. planRound: for each lot, the candidate hosts that pass the placement pipeline on the
  *    server's view (alive, accepts work, constraints, not refused before, advertised free
  *    capacity, HA group not there yet). Past `maxCandidatesPerLot` candidates a lot samples that
@@ -39,6 +42,7 @@ export type {
   Explanation,
   HostView,
   LotView,
+  PlacementPolicy,
   PlanOptions,
   Resources,
   RoundPlan,
@@ -48,3 +52,6 @@ export { planRound } from './plan-round';
 export { determineWinners } from './determine-winners';
 export { explanationText } from './explanation-text';
 export { seededRandom } from './seeded-random';
+export { AVOID_PENALTY, MAX_ROUND_WEIGHT } from './determine-winners';
+export { EMPTY_CURSOR, takeFairBatch, type FairCursor, type QueuedLot } from './fair-batch';
+export { LotParking } from './lot-parking';

@@ -53,19 +53,23 @@ const refused: PlacementRule = {
   check: (host, lot) => !lot.excludedHosts.has(host.id),
 };
 
-/** Fits when, in both dimensions, used + asked <= advertised. A negative or NaN ask never fits. */
-const capacity: PlacementRule = {
-  reason: 'capacity',
+/** Fits when used + asked <= advertised CPU. A negative or NaN ask never fits. */
+const cpu: PlacementRule = {
+  reason: 'cpu',
   appliesTo: () => true,
   check: (host, lot, state) => {
-    const used = state.used(host);
-    const ask = lot.resources;
-    return (
-      ask.cpuMillis >= 0 &&
-      ask.memoryMib >= 0 &&
-      used.cpuMillis + ask.cpuMillis <= host.capacity.cpuMillis &&
-      used.memoryMib + ask.memoryMib <= host.capacity.memoryMib
-    );
+    const ask = lot.resources.cpuMillis;
+    return ask >= 0 && state.used(host).cpuMillis + ask <= host.capacity.cpuMillis;
+  },
+};
+
+/** Fits when used + asked <= advertised memory. A negative or NaN ask never fits. */
+const memory: PlacementRule = {
+  reason: 'memory',
+  appliesTo: () => true,
+  check: (host, lot, state) => {
+    const ask = lot.resources.memoryMib;
+    return ask >= 0 && state.used(host).memoryMib + ask <= host.capacity.memoryMib;
   },
 };
 
@@ -77,11 +81,11 @@ const ha: PlacementRule = {
 
 /**
  * The placement pipeline, cheapest first: flags, then string compares, then a set lookup, then
- * the arithmetic of capacity and the round state's HA bookkeeping. The order is also the order
+ * the arithmetic of CPU and memory and the round state's HA bookkeeping. The order is also the order
  * in which an explanation attributes a host, so a host that is down is counted as down and not
  * as full: the first reason is the one an operator would fix first.
  */
-export const placementRules: readonly PlacementRule[] = [down, noAppArmor, constraint, refused, capacity, ha];
+export const placementRules: readonly PlacementRule[] = [down, noAppArmor, constraint, refused, cpu, memory, ha];
 
 /** The rules of `placementRules` that apply to this lot, in pipeline order. Computed once per lot. */
 export function pipelineFor(lot: LotView): readonly PlacementRule[] {

@@ -4,6 +4,7 @@ interface AwardedOnHost {
   cpuMillis: number;
   memoryMib: number;
   haGroups: Set<string>;
+  count: number;
 }
 
 /**
@@ -32,15 +33,32 @@ export class RoundState {
     return this.byHost.get(host.id)?.haGroups.has(haGroup) ?? false;
   }
 
+  /** Lots awarded to the host in this round so far. */
+  awardCount(host: HostView): number {
+    return this.byHost.get(host.id)?.count ?? 0;
+  }
+
+  /**
+   * The share of the host's capacity this round has awarded it: the larger of the CPU and the
+   * memory fraction, in [0, ∞) (0 for a dimension the host advertises none of).
+   */
+  roundShare(host: HostView): number {
+    const awarded = this.byHost.get(host.id);
+    if (awarded === undefined) return 0;
+    const share = (used: number, capacity: number) => (capacity > 0 ? used / capacity : 0);
+    return Math.max(share(awarded.cpuMillis, host.capacity.cpuMillis), share(awarded.memoryMib, host.capacity.memoryMib));
+  }
+
   /** Records an award. The caller has checked every placement rule first. */
   award(host: HostView, lot: LotView): void {
     let awarded = this.byHost.get(host.id);
     if (awarded === undefined) {
-      awarded = { cpuMillis: 0, memoryMib: 0, haGroups: new Set() };
+      awarded = { cpuMillis: 0, memoryMib: 0, haGroups: new Set(), count: 0 };
       this.byHost.set(host.id, awarded);
     }
     awarded.cpuMillis += lot.resources.cpuMillis;
     awarded.memoryMib += lot.resources.memoryMib;
+    awarded.count += 1;
     if (lot.haGroup !== '') awarded.haGroups.add(lot.haGroup);
   }
 }

@@ -35,6 +35,13 @@ export interface Constraints {
   labels?: Record<string, string>;
 }
 
+/**
+ * How a service wants its replicas placed. `spread` (the default): a host asks more for each lot
+ * it already holds or wins in the round, and ties go to the host with fewer awards this round.
+ * `binpack`: the reverse, so that a host fills up before the next one is used.
+ */
+export type PlacementPolicy = 'spread' | 'binpack';
+
 /** One replica to place. */
 export interface LotView {
   id: string;
@@ -48,13 +55,21 @@ export interface LotView {
   constraints: Constraints;
   /** Hosts that refused or timed out an award for this lot: never asked again. */
   excludedHosts: ReadonlySet<string>;
+  /** Defaults to 'spread'. */
+  policy?: PlacementPolicy;
+  /**
+   * Hosts where replicas of this service failed recently: still allowed, but priced up by
+   * AVOID_PENALTY, so that a crash-looping replica goes elsewhere when anywhere else will do.
+   */
+  avoidHosts?: ReadonlySet<string>;
 }
 
 /**
  * Why a host cannot take a lot, in pipeline order (placement-rules.ts), then the reasons only an
- * agent knows and gives when it declines: 'image' (it cannot get the image), 'no-bid'.
+ * agent knows and gives when it declines: 'image' (it cannot get the image), 'no-bid'. Capacity
+ * is two reasons, 'cpu' and 'memory', so that an explanation says which one to add.
  */
-export const EXCLUSION_ORDER = ['down', 'no-apparmor', 'constraint', 'refused', 'capacity', 'ha', 'image', 'no-bid'] as const;
+export const EXCLUSION_ORDER = ['down', 'no-apparmor', 'constraint', 'refused', 'cpu', 'memory', 'ha', 'image', 'no-bid'] as const;
 export type ExclusionReason = (typeof EXCLUSION_ORDER)[number];
 
 /** Why a lot stays pending: for each host of the fleet, the first reason that excluded it. */
@@ -63,7 +78,7 @@ export interface Explanation {
   hosts: number;
   /** Hosts per reason; reasons with no host are absent. The counts add up to `hosts`. */
   excluded: Partial<Record<ExclusionReason, number>>;
-  /** e.g. "3 hosts: 2 excluded by capacity, 1 by the HA rule" (see explanation-text.ts). */
+  /** e.g. "3 hosts: 2 excluded by memory, 1 by CPU" (see explanation-text.ts). */
   text: string;
 }
 
@@ -82,11 +97,21 @@ export interface PlanOptions {
   random: () => number;
 }
 
-/** A host's price for a lot; lower is better. */
+/**
+ * A host's price for a lot; lower is better. Prices are on the reference scale where a host's
+ * whole load is worth 100 points (agent/price-lot.ts).
+ */
 export interface BidView {
   hostId: string;
   lotId: string;
   price: number;
+  /**
+   * How the host's price moves with what the round awards it before this lot: the effective
+   * price is `price + roundWeight × share`, where share is the larger of the CPU and memory
+   * fractions of the host's capacity awarded to it earlier in the round. Positive spreads,
+   * negative packs; clamped to ±MAX_ROUND_WEIGHT; absent means 0.
+   */
+  roundWeight?: number;
 }
 
 /** A host saying it cannot take a lot. `reason` may be an ExclusionReason or free text. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { priceLot } from '../../agent/price-lot';
+import { priceLot, roundWeight } from '../../agent/price-lot';
 import type { Resources } from '../../server/auction';
 
 const resources = fc.record({ cpuMillis: fc.integer({ min: 0, max: 64000 }), memoryMib: fc.integer({ min: 0, max: 262144 }) });
@@ -50,5 +50,20 @@ describe('auction: priceLot', () => {
     const empty = priceLot({ freeAfter: { cpuMillis: 3500, memoryMib: 7680 }, capacity, imageCached: true, sameGroupCount: 0, sameTenantCount: 0 });
     const busy = priceLot({ freeAfter: { cpuMillis: 500, memoryMib: 1024 }, capacity, imageCached: false, sameGroupCount: 0, sameTenantCount: 2 });
     assert.ok(empty < busy);
+  });
+
+  it('under binpack is lower the fuller the host gets, and its round weight packs', () => {
+    fc.assert(
+      fc.property(input, fc.integer({ min: 1, max: 4000 }), (i, more) => {
+        const packed = { ...i, policy: 'binpack' as const };
+        const freer: Resources = { cpuMillis: i.freeAfter.cpuMillis + more, memoryMib: i.freeAfter.memoryMib + more };
+        assert.ok(priceLot({ ...packed, freeAfter: freer }) >= priceLot(packed));
+        assert.ok(priceLot({ ...packed, sameGroupCount: i.sameGroupCount + 1 }) > priceLot(packed));
+        assert.ok(Number.isFinite(priceLot(packed)) && priceLot(packed) >= 0);
+      }),
+    );
+    assert.ok(roundWeight('binpack') < 0);
+    assert.ok(roundWeight('spread') > 0);
+    assert.equal(roundWeight(), roundWeight('spread'));
   });
 });

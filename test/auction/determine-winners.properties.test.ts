@@ -102,7 +102,8 @@ describe('auction: determineWinners properties (random fleets, lots and bids)', 
     // cells the module sees: the hosts the rules allow before any award, with a usable bid.
     fc.assert(
       fc.property(scenarioArb, (scenario) => {
-        const lots = scenario.lots.slice(0, 4).map((l) => ({ ...l, haGroup: 'g1' }));
+        // Without avoided hosts: their penalty is meant to move the matching off the cheapest bids.
+        const lots = scenario.lots.slice(0, 4).map((l) => ({ ...l, haGroup: 'g1', avoidHosts: undefined }));
         const s = { ...scenario, lots };
         const usable = usableBids(s);
         const cells = lots.flatMap((l, row) =>

@@ -27,7 +27,7 @@ describe('auction: determineWinners', () => {
     assert.equal(why.hosts, 3);
   });
 
-  it('explains capacity, and books capacity as the round awards', () => {
+  it('explains capacity by dimension, and books capacity as the round awards', () => {
     const hosts = [
       host('small-1', { capacity: { cpuMillis: 1000, memoryMib: 8192 } }),
       host('small-2', { capacity: { cpuMillis: 1000, memoryMib: 8192 } }),
@@ -36,14 +36,14 @@ describe('auction: determineWinners', () => {
     const big = lot('big', { resources: { cpuMillis: 3000, memoryMib: 512 } });
     const plan = planRound(hosts, [big], { maxCandidatesPerLot: 8, random: Math.random });
     assert.equal(plan.calls.size, 0);
-    assert.equal(plan.unplaceable.get('big')?.text, '3 hosts: 2 excluded by capacity, 1 down');
+    assert.equal(plan.unplaceable.get('big')?.text, '3 hosts: 2 excluded by CPU, 1 down');
 
     // Two lots of 600 millicores on one host of 1000: the round itself fills it.
     const one = [host('only', { capacity: { cpuMillis: 1000, memoryMib: 8192 } })];
     const lots = [lot('x', { resources: { cpuMillis: 600, memoryMib: 1 } }), lot('y', { resources: { cpuMillis: 600, memoryMib: 1 } })];
     const result = determineWinners(one, lots, [bid('only', 'x', 5), bid('only', 'y', 3)], []);
     assert.deepEqual(result.awards, [{ lotId: 'y', hostId: 'only', price: 3 }]);
-    assert.equal(result.pending.get('x')?.text, '1 host: 1 excluded by capacity');
+    assert.equal(result.pending.get('x')?.text, '1 host: 1 excluded by CPU');
   });
 
   it('places an HA group by matching where greedy by price would strand a replica', () => {
@@ -101,26 +101,26 @@ describe('auction: determineWinners', () => {
       'no-apparmor': 1,
       constraint: 1,
       refused: 1,
-      capacity: 1,
+      cpu: 1,
       ha: 1,
       'no-bid': 1,
     });
     assert.equal(
       why?.text,
-      '7 hosts: 1 down, 1 excluded by no AppArmor, 1 by constraints, 1 refused the award, 1 by capacity, 1 by the HA rule, 1 no bid',
+      '7 hosts: 1 down, 1 excluded by no AppArmor, 1 by constraints, 1 refused the award, 1 by CPU, 1 by the HA rule, 1 no bid',
     );
   });
 
   it('counts a decline by its reason when it names one, else as no bid', () => {
     const hosts = [host('a'), host('b'), host('c')];
     const declines = [
-      { hostId: 'a', lotId: 'l', reason: 'capacity' },
+      { hostId: 'a', lotId: 'l', reason: 'memory' },
       { hostId: 'b', lotId: 'l', reason: 'image pull failed' },
     ];
     // b also bid, but a decline withdraws its bid for that lot.
     const result = determineWinners(hosts, [lot('l')], [bid('b', 'l', 1)], declines);
     assert.deepEqual(result.awards, []);
-    assert.equal(result.pending.get('l')?.text, '3 hosts: 2 no bid, 1 excluded by capacity');
+    assert.equal(result.pending.get('l')?.text, '3 hosts: 2 no bid, 1 excluded by memory');
   });
 
   it('says when hosts declined because they cannot get the image', () => {
@@ -130,14 +130,14 @@ describe('auction: determineWinners', () => {
     assert.equal(result.pending.get('l')?.text, '3 hosts: 2 cannot get the image, 1 no bid');
   });
 
-  it('takes the cheapest bid first, ties by lot id then host id', () => {
+  it('takes the cheapest bid first, ties by the lot\'s place in the round (the fair queue\'s order) then host id', () => {
     const hosts = [host('b', { capacity: { cpuMillis: 500, memoryMib: 512 } }), host('a', { capacity: { cpuMillis: 500, memoryMib: 512 } })];
     const lots = [lot('y'), lot('x')];
     const bids = [bid('a', 'y', 1), bid('b', 'y', 1), bid('a', 'x', 1), bid('b', 'x', 1)];
     const result = determineWinners(hosts, lots, bids, []);
     assert.deepEqual(result.awards, [
-      { lotId: 'x', hostId: 'a', price: 1 },
-      { lotId: 'y', hostId: 'b', price: 1 },
+      { lotId: 'y', hostId: 'a', price: 1 },
+      { lotId: 'x', hostId: 'b', price: 1 },
     ]);
   });
 

@@ -4,7 +4,7 @@ import { explanationText } from '../../server/auction';
 describe('auction: explanationText', () => {
   it('reads as DESIGN.md asks', () => {
     assert.equal(explanationText(3, { ha: 3 }), '3 hosts: 3 excluded by the HA rule');
-    assert.equal(explanationText(3, { ha: 1, capacity: 2 }), '3 hosts: 2 excluded by capacity, 1 by the HA rule');
+    assert.equal(explanationText(3, { ha: 1, memory: 2 }), '3 hosts: 2 excluded by memory, 1 by the HA rule');
     assert.equal(explanationText(1, { constraint: 1 }), '1 host: 1 excluded by constraints');
   });
 
@@ -16,7 +16,7 @@ describe('auction: explanationText', () => {
   });
 
   it('leaves out zero counts and is never empty', () => {
-    assert.equal(explanationText(2, { capacity: 2, ha: 0 }), '2 hosts: 2 excluded by capacity');
+    assert.equal(explanationText(2, { cpu: 2, ha: 0 }), '2 hosts: 2 excluded by CPU');
     assert.equal(explanationText(0, {}), '0 hosts: there is no host to place it on');
     assert.ok(explanationText(4, {}).length > 0);
   });

@@ -49,7 +49,7 @@ export const bid = (hostId: string, lotId: string, price: number): BidView => ({
 const HOST_IDS = Array.from({ length: 12 }, (_, i) => `h${i}`);
 const LOT_IDS = Array.from({ length: 14 }, (_, i) => `l${i}`);
 const GROUPS = ['g1', 'g2', 'g3'];
-export const REASONS = ['down', 'no-apparmor', 'constraint', 'capacity', 'ha', 'refused', 'no-bid', 'disk full', ''];
+export const REASONS = ['down', 'no-apparmor', 'constraint', 'cpu', 'memory', 'capacity', 'ha', 'refused', 'no-bid', 'disk full', ''];
 
 const resources = (cpu: number, mem: number): fc.Arbitrary<Resources> =>
   fc.record({ cpuMillis: fc.integer({ min: 0, max: cpu }), memoryMib: fc.integer({ min: 0, max: mem }) });
@@ -97,7 +97,19 @@ export const lotArb = (id: string): fc.Arbitrary<LotView> =>
       { weight: 3, arbitrary: fc.constant(new Set<string>()) },
       { weight: 1, arbitrary: fc.subarray(HOST_IDS, { maxLength: 2 }).map((h) => new Set(h)) },
     ),
+    policy: fc.constantFrom<'spread' | 'binpack' | undefined>('spread', 'binpack', undefined),
+    avoidHosts: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.subarray(HOST_IDS, { maxLength: 3 }).map((h) => new Set(h)) },
+    ),
   });
+
+/** Round weights as agents might send them: the usual ±100, nothing, and absurd values. */
+const roundWeightArb = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(100, -100, 0, undefined) },
+  { weight: 1, arbitrary: fc.double() },
+  { weight: 1, arbitrary: fc.constantFrom(1e300, -1e300, NaN, Infinity, -Infinity) },
+);
 
 /** Absurd prices included: NaN, infinities, -0, the extremes of a double. */
 const priceArb = fc.oneof(
@@ -125,7 +137,7 @@ export const scenarioArb: fc.Arbitrary<Scenario> = fc
     const anyLot = fc.constantFrom(...lotIds, 'ghost-lot');
     const realBids =
       hostIds.length > 0 && lotIds.length > 0
-        ? fc.array(fc.record({ hostId: fc.constantFrom(...hostIds), lotId: fc.constantFrom(...lotIds), price: priceArb }), {
+        ? fc.array(fc.record({ hostId: fc.constantFrom(...hostIds), lotId: fc.constantFrom(...lotIds), price: priceArb, roundWeight: roundWeightArb }), {
             maxLength: 80,
             size: 'medium', // the default size would rarely give more than ten bids
           })

@@ -76,7 +76,7 @@ describe('auction: planRound', () => {
         ['d', ['any']],
       ]),
     );
-    assert.deepStrictEqual(plan.unplaceable, new Map([['huge', { hosts: 4, excluded: { down: 1, capacity: 3 }, text: '4 hosts: 3 excluded by capacity, 1 down' }]]));
+    assert.deepStrictEqual(plan.unplaceable, new Map([['huge', { hosts: 4, excluded: { down: 1, cpu: 3 }, text: '4 hosts: 3 excluded by CPU, 1 down' }]]));
   });
 
   it('explains an unplaceable lot against the whole fleet, even when sampling', () => {

@@ -13,6 +13,7 @@ import { AppArmorMode } from '../../gen/podium/v1/resources';
 import { seededRandom } from '../../server/auction';
 import { Auctioneer } from '../../server/auctioneer';
 import { ServerMetrics } from '../../server/metrics';
+import { HostLiveness } from '../../server/host-liveness';
 import { Orchestrator } from '../../server/orchestrator';
 import { Store, type ServiceRecord } from '../../server/store';
 import { poll } from '../support/poll';
@@ -61,7 +62,7 @@ describe('auctioneer', function () {
       new Auctioneer(
         store,
         sessions,
-        { batchSize: 16, batchWindowMs: 1, bidDeadlineMs: 300, awardTimeoutMs: 200, maxCandidatesPerLot, random, now },
+        { batchSize: 16, batchWindowMs: 1, bidDeadlineMs: 300, awardTimeoutMs: 200, maxCandidatesPerLot, retryParkedMs: 100, avoidFailuresMs: 60_000, random, now },
         pino({ level: 'silent' }),
         new ServerMetrics(store, () => hosts.length),
       );
@@ -71,11 +72,11 @@ describe('auctioneer', function () {
       tenant: 'acme',
       environment: 'prod',
       name: 'db',
-      spec: { image: 'img', command: [], replicas: 2, ha: true, resources: { cpuMillis: 100, memoryMib: 64 } },
+      spec: { image: 'img', command: [], replicas: 2, ha: true, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread' },
       createdAt: Date.now(),
     };
     store.insertService(svc);
-    new Orchestrator(store, { hostTtlMs: 10_000, restartBackoffMs: 1000, restartBackoffMaxMs: 1000, failureWindowMs: 60_000, now }, pino({ level: 'silent' }), () => {}).ensureReplicas(svc);
+    new Orchestrator(store, new HostLiveness(), { hostTtlMs: 10_000, restartBackoffMs: 1000, restartBackoffMaxMs: 1000, failureWindowMs: 60_000, now }, pino({ level: 'silent' }), () => {}).ensureReplicas(svc);
   });
 
   afterEach(() => {
@@ -89,7 +90,7 @@ describe('auctioneer', function () {
     return (host, msg) => {
       const k = msg.kind;
       if (k?.$case === 'callForBids') {
-        auctioneer.receiveBids(host, { roundId: k.callForBids.roundId, bids: k.callForBids.lots.map((l) => ({ lotId: l.id, price: prices[host]! })), declines: [] });
+        auctioneer.receiveBids(host, { roundId: k.callForBids.roundId, bids: k.callForBids.lots.map((l) => ({ lotId: l.id, price: prices[host]!, roundWeight: 0 })), declines: [] });
       } else if (k?.$case === 'award') {
         const a = award(host, k.award.lotId);
         if (a !== 'silent') auctioneer.receiveAwardReply(host, { lotId: k.award.lotId, accepted: a, reason: a ? '' : 'disk full' });
@@ -146,8 +147,8 @@ describe('auctioneer', function () {
       // Each called host bids 10 for the lots it was called for and undercuts, at 0, the ones it
       // was not; then it tries to take everything back with a second answer.
       const called = new Set(k.callForBids.lots.map((l) => l.id));
-      auctioneer.receiveBids(host, { roundId, bids: ids.map((lotId) => ({ lotId, price: called.has(lotId) ? 10 : 0 })), declines: [] });
-      auctioneer.receiveBids(host, { roundId, bids: [], declines: ids.map((lotId) => ({ lotId, reason: 'capacity' })) });
+      auctioneer.receiveBids(host, { roundId, bids: ids.map((lotId) => ({ lotId, price: called.has(lotId) ? 10 : 0, roundWeight: 0 })), declines: [] });
+      auctioneer.receiveBids(host, { roundId, bids: [], declines: ids.map((lotId) => ({ lotId, reason: 'cpu' })) });
     };
     await poll('both lots placed', () => {
       auctioneer.kick();

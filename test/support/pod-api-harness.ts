@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import pino from 'pino';
 import { issueKeyPair, spiffeIdFor, type Role } from '../../certs';
-import { PodApiClient } from '../../gen/podium/v1/pod_api';
+import { PodApiClient, type ListHostsResponse } from '../../gen/podium/v1/pod_api';
+import { HostState, InstanceState, Quota, Service } from '../../gen/podium/v1/resources';
+import { ScriptedAgent, type ScriptedAgentOptions } from './scripted-agent';
+import { poll } from './poll';
 import { SERVER_DEFAULTS, startServer, type RunningServer, type ServerConfig } from '../../server';
 import { createStoredJoinToken, issueClientCertificate } from '../../cli';
 
@@ -93,4 +96,75 @@ export function call<Req, Res>(
     const fn = (client as unknown as Record<string, Function>)[method]!.bind(client);
     fn(request, metadata, { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res: Res) => (err ? reject(err) : resolve(res)));
   });
+}
+
+/** The operator's shortcuts for tests: environments, services, quotas, fleets of scripted agents. */
+export class PodApiDriver {
+  readonly agents: ScriptedAgent[] = [];
+
+  constructor(readonly h: PodApiHarness) {}
+
+  createEnvironment(tenant: string, name: string): Promise<unknown> {
+    return call(this.h.operator, 'createEnvironment', { environment: { name } }, as(tenant));
+  }
+
+  createService(tenant: string, environment: string, service: Partial<Service>): Promise<Service> {
+    const svc = Service.fromPartial({ image: 'img', replicas: 1, resources: { cpuMillis: 100, memoryMib: 64 }, ...service });
+    return call(this.h.operator, 'createService', { environment, service: svc }, as(tenant));
+  }
+
+  getService(tenant: string, environment: string, service: string): Promise<Service> {
+    return call(this.h.operator, 'getService', { environment, service }, as(tenant));
+  }
+
+  deleteService(tenant: string, environment: string, service: string): Promise<unknown> {
+    return call(this.h.operator, 'deleteService', { environment, service }, as(tenant));
+  }
+
+  setQuota(tenant: string, quota: Partial<Quota>): Promise<Quota> {
+    return call(this.h.operator, 'setQuota', { tenant, quota: Quota.fromPartial(quota) });
+  }
+
+  /** Waits until `n` instances of the service are running, and returns the service. */
+  running(tenant: string, environment: string, service: string, n: number, timeoutMs = 15_000): Promise<Service> {
+    return poll(`${n} running instances of ${service}`, async () => {
+      const s = await this.getService(tenant, environment, service);
+      return s.instances.filter((i) => i.state === InstanceState.INSTANCE_STATE_RUNNING).length === n ? s : undefined;
+    }, timeoutMs, 50);
+  }
+
+  /** Joins and connects `n` scripted agents and waits until the server has them all up. */
+  async fleet(n: number, opts: ScriptedAgentOptions = {}): Promise<ScriptedAgent[]> {
+    const joined: ScriptedAgent[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = await ScriptedAgent.join(this.h.address, await this.h.joinToken(), opts);
+      a.connect();
+      await a.welcomed();
+      joined.push(a);
+      this.agents.push(a);
+    }
+    const ids = new Set(joined.map((a) => a.hostId));
+    await poll('hosts up', async () => {
+      const res = await call<object, ListHostsResponse>(this.h.operator, 'listHosts', {});
+      return res.hosts.filter((x) => ids.has(x.id) && x.state === HostState.HOST_STATE_UP).length === ids.size;
+    });
+    return joined;
+  }
+
+  /** A server metric's value (the first sample matching the labels), from the Prometheus registry. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const metric = await this.h.server.metrics.registry.getSingleMetric(name)?.get();
+    const sample = metric?.values.find((v) => Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x));
+    return sample?.value ?? 0;
+  }
+
+  /** How many auction rounds the server has run. */
+  async rounds(): Promise<number> {
+    const metric = await this.h.server.metrics.registry.getSingleMetric('podium_auction_round_duration_seconds')?.get();
+    return metric?.values.find((v) => (v as { metricName?: string }).metricName === 'podium_auction_round_duration_seconds_count')?.value ?? 0;
+  }
+
+  closeAgents(): void {
+    for (const a of this.agents.splice(0)) a.close();
+  }
 }

@@ -16,8 +16,9 @@ import {
   type CallForBids,
   type ServerMessage,
 } from '../../gen/podium/v1/agent';
-import { AppArmorMode, InstanceState, type Resources } from '../../gen/podium/v1/resources';
+import { AppArmorMode, InstanceState, PlacementPolicy, type Resources } from '../../gen/podium/v1/resources';
 import { joinFleet, type AgentIdentity } from '../../agent/identity';
+import { priceLot, roundWeight } from '../../agent/price-lot';
 import { poll } from './poll';
 
 export interface ScriptedAgentOptions {
@@ -198,8 +199,12 @@ export const defaultBids: BidScript = (agent, call) => {
     else if (need.memoryMib > free.memoryMib) declines.push({ lotId: lot.id, reason: 'memory' });
     else if (lot.haGroup && [...agent.running.values()].some((r) => r.haGroup === lot.haGroup)) declines.push({ lotId: lot.id, reason: 'ha' });
     else {
-      const load = Math.max(1 - (free.cpuMillis - need.cpuMillis) / cap.cpuMillis, 1 - (free.memoryMib - need.memoryMib) / cap.memoryMib);
-      bids.push({ lotId: lot.id, price: 100 * load });
+      // The real agent's reference pricing, so that placement tests see what real agents bid.
+      const policy = lot.placement === PlacementPolicy.PLACEMENT_POLICY_BINPACK ? 'binpack' : 'spread';
+      const sameGroupCount = lot.haGroup ? [...agent.running.values()].filter((r) => r.haGroup === lot.haGroup).length : 0;
+      const freeAfter = { cpuMillis: free.cpuMillis - need.cpuMillis, memoryMib: free.memoryMib - need.memoryMib };
+      const price = priceLot({ freeAfter, capacity: cap, imageCached: true, sameGroupCount, sameTenantCount: 0, policy });
+      bids.push({ lotId: lot.id, price, roundWeight: roundWeight(policy) });
     }
   }
   return { bids, declines };

@@ -1,0 +1,47 @@
+import type { Explanation } from './types';
+
+/**
+ * Lots that no host could take, set aside so that they are not auctioned again every round
+ * (issue 5, finding 1: 300 unplaceable lots took every round). A lot is parked in one of two ways:
+ *
+ * - until the fleet changes, when the server's own rules excluded every host (down, no AppArmor,
+ *   constraints, refused, CPU, memory, HA): nothing will be different until a host joins or comes
+ *   back, capacity is freed, or the service changes, and each of those calls fleetChanged();
+ * - until a time, when some host's reason is one only the agent knows ('image': it may be pulling
+ *   it now; 'no-bid': it did not answer, or was not in the round's sample): those can change
+ *   without the server hearing of it.
+ *
+ * Pure bookkeeping: the caller passes the time. Parked lots keep their explanation in the store,
+ * so a customer still sees why.
+ */
+export class LotParking {
+  private epoch = 0;
+  private readonly parked = new Map<string, { epoch: number } | { until: number }>();
+
+  /** Every lot parked until the fleet changes becomes eligible again. */
+  fleetChanged(): void {
+    this.epoch++;
+  }
+
+  /** Parks a pending lot after a round, by what its explanation says. */
+  park(lotId: string, why: Explanation, now: number, retryMs: number): void {
+    const agentOnly = (why.excluded.image ?? 0) > 0 || (why.excluded['no-bid'] ?? 0) > 0;
+    this.parked.set(lotId, agentOnly ? { until: now + retryMs } : { epoch: this.epoch });
+  }
+
+  /** True when the lot may go into a round now. */
+  eligible(lotId: string, now: number): boolean {
+    const p = this.parked.get(lotId);
+    if (p === undefined) return true;
+    return 'epoch' in p ? p.epoch < this.epoch : now >= p.until;
+  }
+
+  /** Forgets lots that are no longer pending (awarded, deleted). */
+  retain(pending: ReadonlySet<string>): void {
+    for (const id of this.parked.keys()) if (!pending.has(id)) this.parked.delete(id);
+  }
+
+  get size(): number {
+    return this.parked.size;
+  }
+}

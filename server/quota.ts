@@ -1,0 +1,99 @@
+/**
+ * Per-tenant quotas: the most a tenant's services may ask for together, in CPU, memory and
+ * instances (replicas × resources, as asked: what the tenant could make the fleet run, not what
+ * happens to run now). They bound what one tenant can queue for the auction, so that a hostile or
+ * careless tenant cannot fill the fleet or the queue. A tenant without a quota of its own gets the
+ * server's default. Lowering a quota below what is in use refuses further creates; nothing that
+ * exists is removed.
+ */
+import { status } from '@grpc/grpc-js';
+import type { GetQuotaRequest, SetQuotaRequest } from '../gen/podium/v1/pod_api';
+import type { Quota } from '../gen/podium/v1/resources';
+import type { Role } from '../certs';
+import { PodiumError, type QuotaViolation } from './errors';
+import type { QuotaLimits, ServiceSpec, Store } from './store';
+import { unary, type UnaryDeps } from './unary-handler';
+import { validateQuota } from './validation';
+import { TENANT_METADATA_KEY } from './auth';
+
+export interface QuotaDeps extends UnaryDeps {
+  store: Store;
+  /** The quota of a tenant that has none of its own. */
+  defaultQuota: QuotaLimits;
+}
+
+/** The quota that applies to a tenant, and whether it is the default. */
+export function quotaOf(store: Store, tenant: string, defaults: QuotaLimits): { limits: QuotaLimits; isDefault: boolean } {
+  const own = store.getQuota(tenant);
+  return own ? { limits: own, isDefault: false } : { limits: defaults, isDefault: true };
+}
+
+/**
+ * Throws RESOURCE_EXHAUSTED, naming every quota it would exceed, when adding `spec` to what the
+ * tenant's services already ask for goes over the tenant's quota. Must run inside the transaction
+ * that inserts the service, so that two creates cannot both fit in the same headroom.
+ */
+export function assertWithinQuota(store: Store, tenant: string, spec: ServiceSpec, defaults: QuotaLimits): void {
+  const { limits } = quotaOf(store, tenant, defaults);
+  const used = store.tenantUsage(tenant);
+  const asked: QuotaLimits = {
+    instances: spec.replicas,
+    cpuMillis: spec.replicas * spec.resources.cpuMillis,
+    memoryMib: spec.replicas * spec.resources.memoryMib,
+  };
+  const violations: QuotaViolation[] = [];
+  const dims: Array<[keyof QuotaLimits, string, string]> = [
+    ['instances', 'instances', ''],
+    ['cpuMillis', 'cpuMillis', ' mCPU'],
+    ['memoryMib', 'memoryMib', ' MiB'],
+  ];
+  for (const [key, name, unit] of dims) {
+    const total = used[key] + asked[key];
+    if (total > limits[key]) {
+      violations.push({
+        subject: `tenant:${tenant}/${name}`,
+        description: `${name} would be ${total}${unit}, over the quota of ${limits[key]}${unit} (${used[key]}${unit} in use)`,
+      });
+    }
+  }
+  if (violations.length > 0) {
+    throw PodiumError.quotaExceeded(`quota exceeded for tenant "${tenant}": ${violations.map((v) => v.description).join('; ')}`, violations);
+  }
+}
+
+const READERS: readonly Role[] = ['gateway', 'operator'];
+const WRITERS: readonly Role[] = ['operator'];
+
+export function quotaHandlers(deps: QuotaDeps) {
+  const view = (tenant: string): Quota => {
+    const { limits, isDefault } = quotaOf(deps.store, tenant, deps.defaultQuota);
+    return { tenant, ...limits, used: deps.store.tenantUsage(tenant), isDefault };
+  };
+  return {
+    /** Roles: gateway (its caller's own tenant only), operator. */
+    getQuota: unary<GetQuotaRequest, Quota>(deps, READERS, (req, tenant, caller) => {
+      const wanted = req.tenant || tenant;
+      // A customer asking for another tenant's quota learns nothing: NOT_FOUND, as for any resource.
+      if (caller.role !== 'operator' && wanted !== tenant) throw PodiumError.notFound(`tenant "${wanted}"`);
+      checkTenantName(wanted);
+      return view(wanted);
+    }),
+    /** Roles: operator. */
+    setQuota: unary<SetQuotaRequest, Quota>(deps, WRITERS, (req) => {
+      checkTenantName(req.tenant);
+      const limits = validateQuota(req.quota);
+      deps.store.tx(() => {
+        deps.store.setQuota(req.tenant, limits);
+        deps.store.appendEvent({ tenant: req.tenant, type: 'quota.set', message: `cpu ${limits.cpuMillis} mCPU, memory ${limits.memoryMib} MiB, ${limits.instances} instances` });
+      });
+      deps.log.info({ tenant: req.tenant, ...limits }, 'quota set');
+      return view(req.tenant);
+    }),
+  };
+}
+
+function checkTenantName(tenant: string): void {
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(tenant)) {
+    throw new PodiumError(status.INVALID_ARGUMENT, `tenant: must be a tenant name (${TENANT_METADATA_KEY} grammar)`, [{ field: 'tenant', description: 'is not a tenant name' }]);
+  }
+}
