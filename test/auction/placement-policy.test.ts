@@ -58,17 +58,26 @@ describe('auction: spread and binpack', () => {
     assert.deepEqual(counts, [20, 10, 0]);
   });
 
-  it('evens out hosts that start unequal: the emptier host takes more, the loads end close', () => {
+  it('evens out hosts that start unequal: the emptier host takes more, the loads end equal', () => {
     const hosts = [
       host('busy', { capacity: { cpuMillis: 2000, memoryMib: 2048 }, allocated: { cpuMillis: 1000, memoryMib: 0 } }),
       host('idle', { capacity: { cpuMillis: 2000, memoryMib: 2048 } }),
     ];
-    const lots = replicas(10, 'spread');
+    const lots = replicas(20, 'spread');
     const { awards } = determineWinners(hosts, lots, agentBids(hosts, lots, 'spread'), []);
-    // The idle host is cheaper until it has taken the 1000 mCPU the busy one started with: both
-    // end at half load, instead of the idle host being called "cheapest" for every lot or the
-    // busy one being filled.
-    assert.deepEqual(perHost(hosts, awards), [0, 10]);
+    // Both bid from their state before the round, so the idle host is "cheapest" for every lot;
+    // the round weight makes it dearer with each lot it wins. Both end at 1500 mCPU.
+    assert.deepEqual(perHost(hosts, awards), [5, 15]);
+  });
+
+  it('auctions the larger lots of a round first, so that the small ones even out what they leave', () => {
+    // Found by the property below: smallest first left these hosts at 350/350/150/250.
+    const hosts = [0, 0, 0, 651, 0].map((cpu, i) => host(`h${i}`, { capacity: { cpuMillis: 4000, memoryMib: 1 << 20 }, allocated: { cpuMillis: cpu, memoryMib: 0 } }));
+    const lots = [100, 50, 50, 200, 50, 50, 200, 100, 100, 200].map((cpu, i) => lot(`l${i}`, { resources: { cpuMillis: cpu, memoryMib: 1 } }));
+    const { awards } = determineWinners(hosts, lots, agentBids(hosts, lots, 'spread'), []);
+    const load = hosts.map((h) => h.allocated.cpuMillis + awards.filter((a) => a.hostId === h.id).reduce((n, a) => n + lots.find((l) => l.id === a.lotId)!.resources.cpuMillis, 0));
+    const idle = [load[0]!, load[1]!, load[2]!, load[4]!];
+    assert.ok(Math.max(...idle) - Math.min(...idle) <= 50, `loads ${load}`);
   });
 
   it('keeps every host that takes lots within one lot of the least loaded, never over capacity', () => {
