@@ -100,6 +100,7 @@ describe('gateway', function () {
         environment: '',
         instances: [],
         pendingReason: '',
+        placement: 0,
         createTime: undefined,
       });
       // proto3 JSON out: camelCase, enums by name, timestamps RFC 3339, defaults emitted.
@@ -108,6 +109,7 @@ describe('gateway', function () {
         environment: 'prod',
         instances: [{ id: 'i-1', host: '', state: 'INSTANCE_STATE_PENDING', containerId: '', message: '' }],
         pendingReason: 'waiting for the next round',
+        placement: 'PLACEMENT_POLICY_UNSPECIFIED',
         createTime: '2024-05-01T12:00:00.000Z',
       });
     });
@@ -511,6 +513,7 @@ describe('gateway', function () {
         '/v1/environments/{environment}/services/{service}',
         '/v1/events',
         '/v1/hosts',
+        '/v1/tenants/{tenant}/quota',
       ]);
       const create = doc.paths['/v1/environments/{environment}/services'].post;
       assert.equal(create.operationId, 'PodApi_CreateService');

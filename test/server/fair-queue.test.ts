@@ -58,7 +58,14 @@ describe('fair queue: a hostile tenant cannot delay another', function () {
       await d.createService('bee', 'prod', { name, replicas: 100, resources: { cpuMillis: 100, memoryMib: 4096 } });
     }
     await d.createService('ant', 'prod', { name: 'web', replicas: 1 });
-    const roundsBefore = await d.rounds();
+    // Rounds without hosts park every lot; wait until they have stopped (301 lots take two).
+    let roundsBefore = -1;
+    await poll('rounds settled', async () => {
+      const now = await d.rounds();
+      await new Promise((r) => setTimeout(r, 300));
+      roundsBefore = now;
+      return now === (await d.rounds()) && now >= 2;
+    });
     await d.fleet(1, { capacity: { cpuMillis: 2000, memoryMib: 2048 } });
     const svc = await d.running('ant', 'prod', 'web', 1);
     const awarded = h.server.store.listEvents('ant', 'prod', 0).find((e) => e.type === 'instance.awarded' && e.instance === svc.instances[0]!.id)!;
