@@ -7,7 +7,7 @@
  * that may call it written next to it.
  */
 import { status, type ServerUnaryCall } from '@grpc/grpc-js';
-import { verifyPeer, type Identity, type Role } from '../certs';
+import { isTenantName, TENANT_NAME_RULE, verifyPeer, type Identity, type Role } from '../certs';
 import { PodiumError } from './errors';
 
 /** What authorization needs of any kind of call (unary or streaming). */
@@ -36,17 +36,21 @@ export function authorize(call: ServerSurfaceCall, ca: CaTrust, roles: readonly 
 }
 
 export const TENANT_METADATA_KEY = 'podium-tenant';
-const TENANT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /**
  * The tenant a PodApi call acts for: the gateway passes the tenant it authenticated; an operator
- * may pick one, "default" otherwise.
+ * may pick one, "default" otherwise. A tenant must be a name by the one rule of certs/tenant-name
+ * (the rule the gateway's tokens are made with); the value itself is never quoted back.
  */
 export function callerTenant(call: ServerSurfaceCall, id: Identity): string {
   const values = call.metadata.get(TENANT_METADATA_KEY);
-  const tenant = values.length > 0 ? String(values[0]) : id.role === 'operator' ? 'default' : '';
-  if (!TENANT_NAME.test(tenant)) {
-    throw new PodiumError(status.UNAUTHENTICATED, `${TENANT_METADATA_KEY} metadata is missing or malformed`);
+  if (values.length === 0) {
+    if (id.role === 'operator') return 'default';
+    throw new PodiumError(status.UNAUTHENTICATED, `${TENANT_METADATA_KEY} metadata is missing`);
+  }
+  const tenant = String(values[0]);
+  if (!isTenantName(tenant)) {
+    throw new PodiumError(status.UNAUTHENTICATED, `${TENANT_METADATA_KEY} metadata is not a tenant name: it must be ${TENANT_NAME_RULE}`);
   }
   return tenant;
 }
