@@ -10,6 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { isTenantName, TENANT_NAME_RULE } from '../certs';
 
 export const TOKEN_PREFIX = 'pdm_';
 
@@ -60,10 +61,12 @@ export class TokenStore {
   /**
    * Creates a token for `tenant` under a `name` unique in the store (printable ASCII, at most
    * 128 characters) and returns it: the only time the token exists outside its holder's hands.
-   * Throws if the name is taken.
+   * Throws, storing nothing, if the tenant is not a tenant name (certs/tenant-name, the rule the
+   * Pod API holds `podium-tenant` to: a token it would refuse is never made) or the name is
+   * malformed or taken.
    */
   create(tenant: string, name: string): string {
-    if (!NAME_PATTERN.test(tenant)) throw new Error('tenant must be 1 to 128 printable ASCII characters');
+    if (!isTenantName(tenant)) throw new Error(`tenant must be ${TENANT_NAME_RULE}`);
     if (!NAME_PATTERN.test(name)) throw new Error('token name must be 1 to 128 printable ASCII characters');
     const token = TOKEN_PREFIX + randomBytes(TOKEN_BYTES).toString('base64url');
     try {

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TENANT_NAME_RULE } from '../../certs';
 import { TokenStore } from '../../gateway';
 
 describe('gateway TokenStore', () => {
@@ -62,5 +63,16 @@ describe('gateway TokenStore', () => {
     assert.equal(statSync(join(dir, 'tokens.db')).mode & 0o777, 0o600);
     store = TokenStore.open(join(dir, 'tokens.db'));
     assert.deepEqual(store.lookup(token), { tenant: 'acme', name: 'ci' });
+  });
+
+  it('refuses a tenant outside the tenant-name rule, naming the rule, and stores nothing', () => {
+    for (const tenant of ['Acme Corp', 'Acme', '1acme', 'acme-', '', 'a'.repeat(41)]) {
+      assert.throws(
+        () => store.create(tenant, 'ci'),
+        (err: Error) => err.message.startsWith('tenant ') && err.message.includes(TENANT_NAME_RULE),
+        JSON.stringify(tenant),
+      );
+    }
+    assert.deepEqual(store.list(), []);
   });
 });
