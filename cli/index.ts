@@ -175,12 +175,13 @@ export function program(): Command {
     .requiredOption('--token-db <path>', 'SQLite file of API tokens')
     .requiredOption('--tenant <tenant>', `tenant the token acts for (${TENANT_NAME_RULE})`)
     .requiredOption('--name <name>', 'a name to revoke it by')
+    .option('--admin', "an admin token: besides its tenant's resources it sees the fleet (GET /v1/hosts)", false)
     .action((o) => {
       // Checked before the database is opened: a refused token leaves nothing behind.
       const tenant = parseTenant('--tenant', o.tenant);
       const store = TokenStore.open(o.tokenDb);
       try {
-        process.stdout.write(`${store.create(tenant, o.name)}\n`);
+        process.stdout.write(`${store.create(tenant, o.name, o.admin ? 'admin' : 'customer')}\n`);
       } finally {
         store.close();
       }

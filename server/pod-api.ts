@@ -23,7 +23,7 @@ import type {
 import { HostState, InstanceState, type Environment, type Event, type Host, type Service } from '../gen/podium/v1/resources';
 import type { Role } from '../certs';
 import type { AgentSessions } from './agent-sessions';
-import { authorize, callerTenant, type CaTrust } from './auth';
+import { authorize, callerRole, callerTenant, type CaTrust } from './auth';
 import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import type { Orchestrator } from './orchestrator';
 import type { EventRecord, HostRecord, InstanceRecord, ServiceRecord, Store } from './store';
@@ -210,10 +210,24 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
       return {};
     }),
 
-    listHosts: unary<ListHostsRequest, ListHostsResponse>(deps, CUSTOMER, () => {
-      const placed = store.listPlacedInstances();
-      return { hosts: store.listHosts().map((h) => hostView(h, placed)) };
-    }),
+    // The fleet shows every host's allocation and instance count, that is every tenant's usage:
+    // operators, and the gateway acting for an admin token, see it; a customer is refused.
+    listHosts: (call: ServerUnaryCall<ListHostsRequest, ListHostsResponse>, callback: sendUnaryData<ListHostsResponse>) => {
+      try {
+        const id = authorize(call, deps.ca, CUSTOMER);
+        if (callerRole(call, id) === 'customer') {
+          throw new PodiumError(
+            status.PERMISSION_DENIED,
+            "the fleet is the operators' view (an operator certificate, or an admin API token through the gateway); " +
+              'a customer sees the host of each of its own instances in GetService and ListServices',
+          );
+        }
+        const placed = store.listPlacedInstances();
+        callback(null, { hosts: store.listHosts().map((h) => hostView(h, placed)) });
+      } catch (err) {
+        callback(toServiceError(err, deps.log), null);
+      }
+    },
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
       let tenant: string;

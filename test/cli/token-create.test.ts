@@ -55,7 +55,7 @@ describe('cli: podium token create', function () {
     }
   });
 
-  it('prints a token for a valid tenant that works end to end', async () => {
+  it('prints a token for a valid tenant that works end to end, and an admin token with --admin', async () => {
     const r = await podium('token', 'create', '--token-db', db, '--tenant', 'acme-corp', '--name', 'ci');
     assert.equal(r.code, 0, r.stderr);
     const token = r.stdout.trim();
@@ -73,6 +73,14 @@ describe('cli: podium token create', function () {
       assert.equal(res.status, 200);
       const body = (await res.json()) as { environments: Array<{ name: string; tenant: string }> };
       assert.deepEqual(body.environments.map((e) => [e.tenant, e.name]), [['acme-corp', 'prod']]);
+
+      // A customer token, so the fleet is not its to see; --admin makes one that may.
+      assert.equal((await gw.request(token, '/v1/hosts')).status, 403);
+      const admin = await podium('token', 'create', '--token-db', db, '--tenant', 'default', '--name', 'ops', '--admin');
+      assert.equal(admin.code, 0, admin.stderr);
+      res = await gw.request(admin.stdout.trim(), '/v1/hosts');
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.deepEqual(await res.json(), { hosts: [] });
     } finally {
       await gw.close();
       await h.close();
