@@ -33,6 +33,7 @@ export type { Role, Identity } from './identity';
 export type { Authority } from './authority';
 export { loadOrCreateAuthority } from './load-or-create-authority';
 export { spiffeIdFor, workloadSpiffeId, parseSpiffeId } from './spiffe-id';
+export { isTenantName, TENANT_NAME_RULE } from './tenant-name';
 export { createKeyAndCsr } from './create-key-and-csr';
 export { signCsr } from './sign-csr';
 export { issueKeyPair } from './issue-key-pair';

@@ -1,4 +1,5 @@
 import { isRole, type Identity, type Role } from './identity';
+import { isTenantName, TENANT_NAME_RULE } from './tenant-name';
 
 /*
  * SPIFFE ids are compared as exact strings everywhere (in the proxy's allow lists, in logs, in
@@ -61,11 +62,14 @@ export function spiffeIdFor(trustDomain: string, role: Role, name: string): stri
 
 /**
  * Workload identity spiffe://<td>/tenant/<t>/env/<e>/service/<s> (used by the hosts' mTLS proxy).
- * Throws Error when any part is not a valid segment ([A-Za-z0-9._-], not "." or "..").
+ * Throws Error when the tenant is not a tenant name (certs/tenant-name: the same rule the Pod
+ * API and the gateway's tokens hold tenants to), or the environment or service is not a valid
+ * segment ([A-Za-z0-9._-], not "." or "..").
  */
 export function workloadSpiffeId(trustDomain: string, tenant: string, env: string, service: string): string {
   assertTrustDomain(trustDomain);
-  for (const [what, value] of [['tenant', tenant], ['env', env], ['service', service]] as const) {
+  if (!isTenantName(tenant)) throw new Error(`invalid tenant ${show(tenant)} for a workload identity: it must be ${TENANT_NAME_RULE}`);
+  for (const [what, value] of [['env', env], ['service', service]] as const) {
     if (typeof value !== 'string' || !isSegment(value)) {
       throw new Error(`invalid ${what} ${show(value)} for a workload identity: use A-Z a-z 0-9 . - _`);
     }

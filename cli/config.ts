@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { isTenantName, TENANT_NAME_RULE } from '../certs';
 
 /**
  * Flags become typed, validated, frozen configuration here and only here: the rest of Podium
@@ -64,4 +65,10 @@ export function parseNames(flag: string, values: string[]): string[] {
     out.push(name);
   }
   return out;
+}
+
+/** A tenant name by the one rule of certs/tenant-name, the rule the Pod API holds tenants to. */
+export function parseTenant(flag: string, value: string): string {
+  if (!isTenantName(value)) throw new ConfigError(flag, `must be ${TENANT_NAME_RULE}, got ${JSON.stringify(value)}`);
+  return value;
 }

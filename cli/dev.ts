@@ -94,7 +94,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   if (!existsSync(tokenPath)) {
     const tokens = TokenStore.open(join(gatewayDir, 'tokens.db'));
     try {
-      writeFileSync(tokenPath, `${tokens.create('default', 'admin')}\n`, { mode: 0o600 });
+      writeFileSync(tokenPath, `${tokens.create('default', 'admin', 'admin')}\n`, { mode: 0o600 });
     } finally {
       tokens.close();
     }

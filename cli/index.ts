@@ -5,11 +5,11 @@
 import { Command, Option } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Role } from '../certs';
+import { createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, TENANT_NAME_RULE, type Role } from '../certs';
 import { startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
 import { SERVER_DEFAULTS, Store, startServer } from '../server';
-import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt } from './config';
+import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseTenant } from './config';
 import { runDev } from './dev';
 import { serveMetrics } from './metrics-endpoint';
 import { processLogger } from './log';
@@ -173,12 +173,15 @@ export function program(): Command {
     .command('create')
     .description('create an API token for a tenant (printed once; only its hash is stored)')
     .requiredOption('--token-db <path>', 'SQLite file of API tokens')
-    .requiredOption('--tenant <tenant>', 'tenant the token acts for')
+    .requiredOption('--tenant <tenant>', `tenant the token acts for (${TENANT_NAME_RULE})`)
     .requiredOption('--name <name>', 'a name to revoke it by')
+    .option('--admin', "an admin token: besides its tenant's resources it sees the fleet (GET /v1/hosts)", false)
     .action((o) => {
+      // Checked before the database is opened: a refused token leaves nothing behind.
+      const tenant = parseTenant('--tenant', o.tenant);
       const store = TokenStore.open(o.tokenDb);
       try {
-        process.stdout.write(`${store.create(o.tenant, o.name)}\n`);
+        process.stdout.write(`${store.create(tenant, o.name, o.admin ? 'admin' : 'customer')}\n`);
       } finally {
         store.close();
       }

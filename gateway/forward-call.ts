@@ -9,7 +9,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { gatewayErrorFromGrpc } from './gateway-error';
 import { sendError, sendJson } from './http-reply';
-import type { PodApiConnection } from './pod-api-connection';
+import type { Caller, PodApiConnection } from './pod-api-connection';
 import { responseToJson } from './response-json';
 import type { Route } from './route-table';
 import type { SchemaRegistry } from './schema-registry';
@@ -36,10 +36,10 @@ export async function forwardUnary(
   ctx: ForwardContext,
   route: Route,
   request: unknown,
-  tenant: string,
+  caller: Caller,
   res: ServerResponse,
 ): Promise<void> {
-  const call = ctx.podApi.unary(route.grpcPath, request, tenant, new Date(Date.now() + ctx.requestTimeoutMs));
+  const call = ctx.podApi.unary(route.grpcPath, request, caller, new Date(Date.now() + ctx.requestTimeoutMs));
   const cancel = (): void => call.cancel();
   const onClientGone = (): void => {
     if (!res.writableEnded) call.cancel();
@@ -63,13 +63,13 @@ export function forwardStream(
   ctx: ForwardContext,
   route: Route,
   request: unknown,
-  tenant: string,
+  caller: Caller,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
   return new Promise((resolve) => {
     const writer = new StreamWriter(res, streamFormatFor(req.headers.accept));
-    const call = ctx.podApi.serverStream(route.grpcPath, request, tenant);
+    const call = ctx.podApi.serverStream(route.grpcPath, request, caller);
     let done = false;
     const finish = (): void => {
       if (done) return;

@@ -4,5 +4,5 @@
  */
 export { startGateway, type Gateway } from './gateway';
 export type { GatewayConfig } from './config';
-export { TokenStore, type TokenIdentity, type TokenRecord } from './token-store';
+export { TokenStore, TOKEN_ROLES, type TokenIdentity, type TokenRecord, type TokenRole } from './token-store';
 export { httpStatusFromGrpcCode } from './http-status';

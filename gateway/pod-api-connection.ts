@@ -2,8 +2,9 @@
  * The gateway's one link to the Pod API: the generated `PodApiClient` over mutual TLS (the
  * gateway's certificate carries role `gateway`), calling any PodApi method by its gRPC path with
  * the generated serializers. Every call carries the authenticated tenant as `podium-tenant`
- * metadata; nothing from the HTTP request's headers is forwarded, so a caller cannot name a
- * tenant of its choosing.
+ * metadata and the token's role as `podium-role`; nothing from the HTTP request's headers is
+ * forwarded, so a caller cannot name a tenant or a role of its choosing. The Pod API trusts these
+ * two only because the certificate they arrive with has role `gateway`.
  */
 import {
   credentials,
@@ -14,8 +15,17 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { PodApiClient, PodApiService } from '../gen/podium/v1/pod_api';
+import type { TokenRole } from './token-store';
 
 export const TENANT_METADATA_KEY = 'podium-tenant';
+/** `customer` or `admin`: the role of the API token the call acts for. */
+export const ROLE_METADATA_KEY = 'podium-role';
+
+/** Whom a call acts for: what the gateway authenticated from the bearer token. */
+export interface Caller {
+  readonly tenant: string;
+  readonly role: TokenRole;
+}
 
 /** The Pod API's full service name, whose http rules are the gateway's routes. */
 export const POD_API_SERVICE = 'podium.v1.PodApi';
@@ -53,7 +63,7 @@ export class PodApiConnection {
     return this.methods.has(grpcPath);
   }
 
-  unary(grpcPath: string, request: unknown, tenant: string, deadline: Date): UnaryCall {
+  unary(grpcPath: string, request: unknown, caller: Caller, deadline: Date): UnaryCall {
     const method = this.method(grpcPath);
     let cancel: () => void = () => {};
     const response = new Promise<unknown>((resolve, reject) => {
@@ -62,7 +72,7 @@ export class PodApiConnection {
         method.requestSerialize,
         method.responseDeserialize,
         request,
-        tenantMetadata(tenant),
+        callerMetadata(caller),
         { deadline },
         (err: ServiceError | null, value?: unknown) => (err ? reject(err) : resolve(value)),
       );
@@ -75,14 +85,14 @@ export class PodApiConnection {
    * A server stream. It has no deadline: a watch lives as long as its HTTP client, and the
    * caller cancels it when that client goes away.
    */
-  serverStream(grpcPath: string, request: unknown, tenant: string): ClientReadableStream<unknown> {
+  serverStream(grpcPath: string, request: unknown, caller: Caller): ClientReadableStream<unknown> {
     const method = this.method(grpcPath);
     return this.client.makeServerStreamRequest(
       method.path,
       method.requestSerialize,
       method.responseDeserialize,
       request,
-      tenantMetadata(tenant),
+      callerMetadata(caller),
       {},
     );
   }
@@ -98,8 +108,9 @@ export class PodApiConnection {
   }
 }
 
-function tenantMetadata(tenant: string): Metadata {
+function callerMetadata(caller: Caller): Metadata {
   const metadata = new Metadata();
-  metadata.set(TENANT_METADATA_KEY, tenant);
+  metadata.set(TENANT_METADATA_KEY, caller.tenant);
+  metadata.set(ROLE_METADATA_KEY, caller.role);
   return metadata;
 }

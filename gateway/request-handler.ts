@@ -8,7 +8,8 @@
  *   4. otherwise 404, or 405 when the path exists with another method.
  *
  * Every request is counted and logged once, when its response closes: method, route template,
- * status, milliseconds, tenant. Headers are never logged; the token never leaves `authenticate`.
+ * status, milliseconds, tenant and token role. Headers are never logged; the token never leaves
+ * `authenticate`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +34,7 @@ const STATIC = 'static';
 interface RequestInfo {
   route: string;
   tenant: string | undefined;
+  role: string | undefined;
 }
 
 export interface RequestHandlerParts {
@@ -52,7 +54,7 @@ export class RequestHandler {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedAt = performance.now();
     const method = req.method ?? 'GET';
-    const info: RequestInfo = { route: UNMATCHED, tenant: undefined };
+    const info: RequestInfo = { route: UNMATCHED, tenant: undefined, role: undefined };
     res.once('close', () => this.record(method, info, res, performance.now() - startedAt));
     try {
       await this.dispatch(method, req, res, info);
@@ -78,12 +80,14 @@ export class RequestHandler {
       info.route = route.template.text;
       const identity = authenticate(req.headers.authorization, this.parts.tokens);
       info.tenant = identity.tenant;
+      info.role = identity.role;
       const body = route.body !== '' ? await readBody(req, this.parts.config.maxBodyBytes) : undefined;
       const request = transcodeRequest(this.parts.forward.registry, route, { params, query, body });
+      const caller = { tenant: identity.tenant, role: identity.role };
       if (route.serverStreaming) {
-        await forwardStream(this.parts.forward, route, request, identity.tenant, req, res);
+        await forwardStream(this.parts.forward, route, request, caller, req, res);
       } else {
-        await forwardUnary(this.parts.forward, route, request, identity.tenant, res);
+        await forwardUnary(this.parts.forward, route, request, caller, res);
       }
       return;
     }
@@ -131,7 +135,7 @@ export class RequestHandler {
     const statusCode = res.headersSent ? res.statusCode : 499;
     this.parts.metrics.observe(method, info.route, statusCode, ms / 1000);
     this.parts.logger.info(
-      { method, route: info.route, status: statusCode, ms: Math.round(ms), tenant: info.tenant },
+      { method, route: info.route, status: statusCode, ms: Math.round(ms), tenant: info.tenant, role: info.role },
       'request',
     );
   }

@@ -3,9 +3,10 @@
  * the query parameters, then the path variables (last, so the path always wins), all as proto3
  * JSON; checked field by field against the descriptors; then the generated `fromJSON`.
  *
- * Nothing reaches the Pod API unless the whole request is well-formed: a malformed body, a wrong
- * type or an unknown field is an INVALID_ARGUMENT answered here.
+ * Nothing reaches the Pod API unless the whole request is well-formed: a malformed body, a key
+ * given twice, a wrong type or an unknown field is an INVALID_ARGUMENT answered here.
  */
+import { duplicateKeyViolations } from './duplicate-keys';
 import { GatewayError, type FieldViolation } from './gateway-error';
 import { checkJson } from './json-check';
 import { applyQueryParams, jsonFromText, resolveField, setJsonPath } from './query-params';
@@ -27,13 +28,14 @@ export function transcodeRequest(registry: SchemaRegistry, route: Route, parts: 
   const violations: FieldViolation[] = [];
 
   if (route.body !== '' && parts.body !== undefined && parts.body.length > 0) {
-    const body = parseJsonBody(parts.body);
     if (route.body === '*') {
+      const body = parseJsonBody(parts.body, '');
       if (!isPlainObject(body)) throw GatewayError.invalidArgument('request body must be a JSON object');
       Object.assign(json, body);
     } else {
       const field = registry.message(route.inputType).field(route.body);
       if (!field) throw new Error(`route ${route.methodName}: body field ${route.body} vanished`);
+      const body = parseJsonBody(parts.body, field.jsonName);
       const wantsObject = field.type === FieldType.MESSAGE && !field.repeated && field.typeName !== TIMESTAMP_TYPE;
       if (wantsObject && !isPlainObject(body)) throw GatewayError.invalidArgument('request body must be a JSON object');
       json[field.jsonName] = body;
@@ -63,21 +65,30 @@ export function transcodeRequest(registry: SchemaRegistry, route: Route, parts: 
   return registry.codec(route.inputType).fromJSON(json);
 }
 
-function parseJsonBody(body: Buffer): unknown {
+/**
+ * The body's value, by JSON.parse; refused when it is not UTF-8, not JSON, or gives a key twice
+ * in one object (violations named under `prefix`, the JSON path the body is bound to).
+ */
+function parseJsonBody(body: Buffer, prefix: string): unknown {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(body);
   } catch {
     throw GatewayError.invalidArgument('request body is not valid UTF-8');
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
     // V8 quotes a snippet of the input ('…, "{pass: …" is not valid JSON'): the snippet could be
     // a secret, so only the reason and position stay.
     const reason = (err instanceof Error ? err.message : String(err)).replace(/, ".*" is not valid JSON$/s, '');
     throw GatewayError.invalidArgument(`request body is not valid JSON: ${reason}`);
   }
+  // After JSON.parse, so that malformed JSON keeps JSON.parse's reason and position.
+  const duplicates = duplicateKeyViolations(text, prefix);
+  if (duplicates.length > 0) throw GatewayError.invalidArgument(summarize(duplicates), duplicates);
+  return value;
 }
 
 /** Each segment decoded on its own, so that a multi-segment variable keeps its "/". */

@@ -7,7 +7,7 @@
  * that may call it written next to it.
  */
 import { status, type ServerUnaryCall } from '@grpc/grpc-js';
-import { verifyPeer, type Identity, type Role } from '../certs';
+import { isTenantName, TENANT_NAME_RULE, verifyPeer, type Identity, type Role } from '../certs';
 import { PodiumError } from './errors';
 
 /** What authorization needs of any kind of call (unary or streaming). */
@@ -36,17 +36,45 @@ export function authorize(call: ServerSurfaceCall, ca: CaTrust, roles: readonly 
 }
 
 export const TENANT_METADATA_KEY = 'podium-tenant';
-const TENANT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** The role of the API token a gateway call acts for: `customer` (when absent) or `admin`. */
+export const ROLE_METADATA_KEY = 'podium-role';
+
+/**
+ * Whom a PodApi call acts for, beyond its tenant: an `operator` (by its certificate), or, through
+ * the gateway, the holder of an `admin` or a `customer` API token.
+ */
+export type CallerRole = 'operator' | 'admin' | 'customer';
 
 /**
  * The tenant a PodApi call acts for: the gateway passes the tenant it authenticated; an operator
- * may pick one, "default" otherwise.
+ * may pick one, "default" otherwise. A tenant must be a name by the one rule of certs/tenant-name
+ * (the rule the gateway's tokens are made with); the value itself is never quoted back.
  */
 export function callerTenant(call: ServerSurfaceCall, id: Identity): string {
   const values = call.metadata.get(TENANT_METADATA_KEY);
-  const tenant = values.length > 0 ? String(values[0]) : id.role === 'operator' ? 'default' : '';
-  if (!TENANT_NAME.test(tenant)) {
-    throw new PodiumError(status.UNAUTHENTICATED, `${TENANT_METADATA_KEY} metadata is missing or malformed`);
+  if (values.length === 0) {
+    if (id.role === 'operator') return 'default';
+    throw new PodiumError(status.UNAUTHENTICATED, `${TENANT_METADATA_KEY} metadata is missing`);
+  }
+  const tenant = String(values[0]);
+  if (!isTenantName(tenant)) {
+    throw new PodiumError(status.UNAUTHENTICATED, `${TENANT_METADATA_KEY} metadata is not a tenant name: it must be ${TENANT_NAME_RULE}`);
   }
   return tenant;
+}
+
+/**
+ * The caller's role. `podium-role` metadata is trusted only from a certificate with role
+ * `gateway`, which authenticated the token it names; an operator is an operator whatever
+ * metadata it sends, and any other caller is a customer. A gateway that sends no role acts for
+ * a customer (the narrower view); one that sends another value is refused, never guessed at.
+ */
+export function callerRole(call: ServerSurfaceCall, id: Identity): CallerRole {
+  if (id.role === 'operator') return 'operator';
+  if (id.role !== 'gateway') return 'customer';
+  const values = call.metadata.get(ROLE_METADATA_KEY);
+  if (values.length === 0) return 'customer';
+  const role = String(values[0]);
+  if (role === 'customer' || role === 'admin') return role;
+  throw new PodiumError(status.UNAUTHENTICATED, `${ROLE_METADATA_KEY} metadata must be "customer" or "admin"`);
 }

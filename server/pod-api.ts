@@ -209,7 +209,16 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
       return {};
     }),
 
-    listHosts: unary<ListHostsRequest, ListHostsResponse>(deps, CUSTOMER, () => {
+    // The fleet shows every host's allocation and instance count, that is every tenant's usage:
+    // operators, and the gateway acting for an admin token, see it; a customer is refused.
+    listHosts: unary<ListHostsRequest, ListHostsResponse>(deps, CUSTOMER, (_req, _tenant, caller) => {
+      if (caller.role === 'customer') {
+        throw new PodiumError(
+          status.PERMISSION_DENIED,
+          "the fleet is the operators' view (an operator certificate, or an admin API token through the gateway); " +
+            'a customer sees the host of each of its own instances in GetService and ListServices',
+        );
+      }
       const placed = store.listPlacedInstances();
       return { hosts: store.listHosts().map((h) => hostView(h, placed, deps.liveness.lastSeen(h.id))) };
     }),

@@ -6,15 +6,13 @@
  * server's default. Lowering a quota below what is in use refuses further creates; nothing that
  * exists is removed.
  */
-import { status } from '@grpc/grpc-js';
 import type { GetQuotaRequest, SetQuotaRequest } from '../gen/podium/v1/pod_api';
 import type { Quota } from '../gen/podium/v1/resources';
-import type { Role } from '../certs';
+import { isTenantName, TENANT_NAME_RULE, type Role } from '../certs';
 import { PodiumError, type QuotaViolation } from './errors';
 import type { QuotaLimits, ServiceSpec, Store } from './store';
 import { unary, type UnaryDeps } from './unary-handler';
 import { validateQuota } from './validation';
-import { TENANT_METADATA_KEY } from './auth';
 
 export interface QuotaDeps extends UnaryDeps {
   store: Store;
@@ -70,11 +68,11 @@ export function quotaHandlers(deps: QuotaDeps) {
     return { tenant, ...limits, used: deps.store.tenantUsage(tenant), isDefault };
   };
   return {
-    /** Roles: gateway (its caller's own tenant only), operator. */
+    /** Roles: gateway (a customer its own tenant only; an admin any), operator. */
     getQuota: unary<GetQuotaRequest, Quota>(deps, READERS, (req, tenant, caller) => {
       const wanted = req.tenant || tenant;
       // A customer asking for another tenant's quota learns nothing: NOT_FOUND, as for any resource.
-      if (caller.role !== 'operator' && wanted !== tenant) throw PodiumError.notFound(`tenant "${wanted}"`);
+      if (caller.role === 'customer' && wanted !== tenant) throw PodiumError.notFound(`tenant "${wanted}"`);
       checkTenantName(wanted);
       return view(wanted);
     }),
@@ -93,7 +91,5 @@ export function quotaHandlers(deps: QuotaDeps) {
 }
 
 function checkTenantName(tenant: string): void {
-  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(tenant)) {
-    throw new PodiumError(status.INVALID_ARGUMENT, `tenant: must be a tenant name (${TENANT_METADATA_KEY} grammar)`, [{ field: 'tenant', description: 'is not a tenant name' }]);
-  }
+  if (!isTenantName(tenant)) throw PodiumError.invalid('tenant', `must be ${TENANT_NAME_RULE}`);
 }

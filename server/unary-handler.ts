@@ -6,7 +6,7 @@
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Identity, Role } from '../certs';
-import { authorize, callerTenant, type CaTrust } from './auth';
+import { authorize, callerRole, callerTenant, type CallerRole, type CaTrust } from './auth';
 import { toServiceError } from './errors';
 
 export interface UnaryDeps {
@@ -14,16 +14,22 @@ export interface UnaryDeps {
   log: Logger;
 }
 
+/** Who is calling: the certificate's identity and whom it acts for (operator, admin, customer). */
+export interface Caller {
+  identity: Identity;
+  role: CallerRole;
+}
+
 /** Wraps a unary handler: authorization first, one error boundary last. */
 export function unary<Req, Res>(
   deps: UnaryDeps,
   roles: readonly Role[],
-  fn: (req: Req, tenant: string, caller: Identity) => Res,
+  fn: (req: Req, tenant: string, caller: Caller) => Res,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     try {
-      const id = authorize(call, deps.ca, roles);
-      callback(null, fn(call.request, callerTenant(call, id), id));
+      const identity = authorize(call, deps.ca, roles);
+      callback(null, fn(call.request, callerTenant(call, identity), { identity, role: callerRole(call, identity) }));
     } catch (err) {
       callback(toServiceError(err, deps.log), null);
     }

@@ -252,7 +252,7 @@ describe('Podium end to end (three agents on real Docker)', function () {
     assert.deepEqual(await mine(), before);
     const again = await running(c, 'prod', 'web', 3);
     assert.deepEqual(again.instances.map((i: any) => i.id).sort(), web.instances.map((i: any) => i.id).sort());
-    const hosts = (await c.rest('GET', '/v1/hosts')).body.hosts;
+    const hosts = await c.fleet();
     assert.equal(hosts.find((h: any) => h.id === host).state, 'HOST_STATE_UP');
   });
 
@@ -272,7 +272,7 @@ describe('Podium end to end (three agents on real Docker)', function () {
       return up.length === 2 && up.some((i: any) => i.host === free) ? body : undefined;
     }, 60_000);
     assert.ok(moved.instances.some((i: any) => i.host === victim && i.state === 'INSTANCE_STATE_LOST'));
-    const hosts = (await c.rest('GET', '/v1/hosts')).body.hosts;
+    const hosts = await c.fleet();
     assert.equal(hosts.find((h: any) => h.id === victim).state, 'HOST_STATE_DOWN');
 
     // The host returns: its lost containers are removed, nothing is double-run.

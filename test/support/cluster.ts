@@ -44,7 +44,10 @@ export class Cluster {
   serverPort = 0;
   gatewayPort = 0;
   metricsPort = 0;
+  /** A customer token of tenant acme. */
   token = '';
+  /** An admin token: the fleet (GET /v1/hosts) is not a customer's to see. */
+  adminToken = '';
   private joinToken = '';
   private readonly procs = new Map<string, ChildProcess>();
 
@@ -73,6 +76,7 @@ export class Cluster {
     this.joinToken = await createStoredJoinToken(this.serverDir, 'podium.local', 'agent', 3600_000);
     const tokens = TokenStore.open(join(this.dir, 'gateway', 'tokens.db'));
     this.token = tokens.create('acme', 'e2e');
+    this.adminToken = tokens.create('default', 'e2e-admin', 'admin');
     tokens.close();
     this.startServer();
     await poll('the Pod API', () => this.health(), 30_000);
@@ -150,20 +154,27 @@ export class Cluster {
     }
   }
 
-  async rest(method: string, path: string, body?: unknown, raw?: string): Promise<{ status: number; body: any }> {
+  async rest(method: string, path: string, body?: unknown, raw?: string, token = this.token): Promise<{ status: number; body: any }> {
     const res = await fetch(`${this.gatewayUrl}${path}`, {
       method,
-      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }
 
+  /** The fleet through the gateway, as an admin sees it. */
+  async fleet(): Promise<any[]> {
+    const { status, body } = await this.rest('GET', '/v1/hosts', undefined, undefined, this.adminToken);
+    if (status !== 200) throw new Error(`GET /v1/hosts: ${status} ${JSON.stringify(body)}`);
+    return body.hosts;
+  }
+
   async waitHostsUp(hosts: string[], timeoutMs = 30_000): Promise<void> {
     await poll(`hosts ${hosts.join(', ')} up`, async () => {
-      const { body } = await this.rest('GET', '/v1/hosts');
-      return hosts.every((h) => body.hosts?.some((x: any) => x.id === h && x.state === 'HOST_STATE_UP'));
+      const fleet = await this.fleet();
+      return hosts.every((h) => fleet.some((x: any) => x.id === h && x.state === 'HOST_STATE_UP'));
     }, timeoutMs);
   }
 

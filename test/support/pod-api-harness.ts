@@ -18,6 +18,13 @@ import { createStoredJoinToken, issueClientCertificate } from '../../cli';
 
 export const TEST_TRUST_DOMAIN = 'podium.local';
 
+/** A client's key and certificate and the CA that signed them (and the Pod API's), as PEM. */
+export interface ClientPems {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
 export interface PodApiHarness {
   readonly dir: string;
   readonly server: RunningServer;
@@ -28,6 +35,8 @@ export interface PodApiHarness {
   joinToken(): Promise<string>;
   /** Client credentials for a role, issued by the harness CA (e.g. a gateway or an operator). */
   clientCredentials(role: Exclude<Role, 'server' | 'agent'>, name: string): Promise<ChannelCredentials>;
+  /** The same as PEM text, with the CA's certificate: what a process (e.g. the gateway) is configured with. */
+  clientPems(role: Exclude<Role, 'server' | 'agent'>, name: string): Promise<ClientPems>;
   /** Stops the server and removes its directory. */
   close(): Promise<void>;
 }
@@ -58,15 +67,20 @@ export async function startPodApiHarness(overrides: Partial<ServerConfig> = {}):
   await issueClientCertificate(dataDir, TEST_TRUST_DOMAIN, 'operator', 'admin', certsDir, 3600);
   const read = (f: string) => readFileSync(join(certsDir, f));
   const operator = new PodApiClient(address, credentials.createSsl(read('ca.crt'), read('operator.key'), read('operator.crt')));
+  const clientPems = async (role: Exclude<Role, 'server' | 'agent'>, name: string): Promise<ClientPems> => {
+    const pair = await issueKeyPair(server.ca, { role, name, spiffeId: spiffeIdFor(TEST_TRUST_DOMAIN, role, name) }, 3600);
+    return { caPem: server.ca.caCertPem, certPem: pair.certPem, keyPem: pair.keyPem };
+  };
   return {
     dir,
     server,
     address,
     operator,
     joinToken: () => createStoredJoinToken(dataDir, TEST_TRUST_DOMAIN, 'agent', 3600_000),
+    clientPems,
     clientCredentials: async (role, name) => {
-      const pair = await issueKeyPair(server.ca, { role, name, spiffeId: spiffeIdFor(TEST_TRUST_DOMAIN, role, name) }, 3600);
-      return credentials.createSsl(Buffer.from(server.ca.caCertPem), Buffer.from(pair.keyPem), Buffer.from(pair.certPem));
+      const pems = await clientPems(role, name);
+      return credentials.createSsl(Buffer.from(pems.caPem), Buffer.from(pems.keyPem), Buffer.from(pems.certPem));
     },
     close: async () => {
       operator.close();
