@@ -72,3 +72,20 @@ export function parseTenant(flag: string, value: string): string {
   if (!isTenantName(value)) throw new ConfigError(flag, `must be ${TENANT_NAME_RULE}, got ${JSON.stringify(value)}`);
   return value;
 }
+
+/**
+ * "cpu=64000,memory=262144,instances=500" (mCPU, MiB, replicas) → quota limits; a key left out
+ * keeps its default.
+ */
+export function parseQuota(flag: string, value: string, defaults: { cpuMillis: number; memoryMib: number; instances: number }) {
+  const out = { ...defaults };
+  const keys: Record<string, keyof typeof out> = { cpu: 'cpuMillis', memory: 'memoryMib', instances: 'instances' };
+  for (const part of value.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const m = /^(cpu|memory|instances)=(\d+)$/.exec(part);
+    if (!m) throw new ConfigError(flag, `expected cpu=<mCPU>,memory=<MiB>,instances=<n>, got "${part}"`);
+    const n = Number(m[2]);
+    if (!Number.isSafeInteger(n) || n > 2 ** 31 - 1) throw new ConfigError(flag, `${m[1]} is too large`);
+    out[keys[m[1]!]!] = n;
+  }
+  return out;
+}

@@ -9,7 +9,7 @@ import { createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, TENA
 import { startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
 import { SERVER_DEFAULTS, Store, startServer } from '../server';
-import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseTenant } from './config';
+import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseTenant } from './config';
 import { runDev } from './dev';
 import { serveMetrics } from './metrics-endpoint';
 import { processLogger } from './log';
@@ -40,6 +40,11 @@ export function program(): Command {
     .option('--heartbeat <duration>', 'agent heartbeat interval', `${SERVER_DEFAULTS.heartbeatIntervalMs / 1000}s`)
     .option('--cert-lifetime <duration>', 'lifetime of issued certificates', `${SERVER_DEFAULTS.certLifetimeSeconds / 3600}h`)
     .option('--seed <n>', 'seed of the auction sampling (random when absent)')
+    .option(
+      '--default-quota <limits>',
+      'quota of a tenant without one of its own: cpu=<mCPU>,memory=<MiB>,instances=<n>',
+      `cpu=${SERVER_DEFAULTS.defaultQuota.cpuMillis},memory=${SERVER_DEFAULTS.defaultQuota.memoryMib},instances=${SERVER_DEFAULTS.defaultQuota.instances}`,
+    )
     .option('--metrics-listen <host:port>', 'Prometheus /metrics address', '127.0.0.1:7444')
     .action(async (o) => {
       const logger = processLogger('podium-server');
@@ -60,6 +65,7 @@ export function program(): Command {
           heartbeatIntervalMs,
           certLifetimeSeconds: Math.floor(parseDuration('--cert-lifetime', o.certLifetime) / 1000),
           seed: o.seed !== undefined ? parsePositiveInt('--seed', o.seed) : Math.floor(Math.random() * 2 ** 31),
+          defaultQuota: parseQuota('--default-quota', o.defaultQuota, SERVER_DEFAULTS.defaultQuota),
           logger,
         }),
       );
