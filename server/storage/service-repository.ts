@@ -1,0 +1,81 @@
+import type { QuotaLimits, ServiceRecord, ServiceSpec } from './records';
+import type { Sql } from './sql';
+
+interface ServiceRow {
+  tenant: string;
+  environment: string;
+  name: string;
+  spec: string;
+  created_at: number;
+}
+
+function fromRow(r: ServiceRow): ServiceRecord {
+  // Specs stored before placement policies existed are spread, the default.
+  const spec = { placement: 'spread', ...(JSON.parse(r.spec) as Partial<ServiceSpec>) } as ServiceSpec;
+  return { tenant: r.tenant, environment: r.environment, name: r.name, spec, createdAt: r.created_at };
+}
+
+const COLUMNS = 'tenant, environment, name, spec, created_at';
+
+/** Services: the customer's spec, as asked. */
+export class ServiceRepository {
+  constructor(private readonly sql: Sql) {}
+
+  /** Inserts a service; false when its environment already has one of that name. */
+  async insert(rec: ServiceRecord): Promise<boolean> {
+    const s = rec.spec;
+    const { changes } = await this.sql.run(
+      `INSERT INTO services (tenant, environment, name, spec, created_at, replicas, cpu_millis, memory_mib)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+      [rec.tenant, rec.environment, rec.name, JSON.stringify(s), rec.createdAt, s.replicas, s.resources.cpuMillis, s.resources.memoryMib],
+    );
+    return changes === 1;
+  }
+
+  async get(tenant: string, environment: string, name: string): Promise<ServiceRecord | undefined> {
+    const r = await this.sql.get<ServiceRow>(
+      `SELECT ${COLUMNS} FROM services WHERE tenant = $1 AND environment = $2 AND name = $3`,
+      [tenant, environment, name],
+    );
+    return r && fromRow(r);
+  }
+
+  async list(tenant: string, environment: string): Promise<ServiceRecord[]> {
+    const rows = await this.sql.all<ServiceRow>(
+      `SELECT ${COLUMNS} FROM services WHERE tenant = $1 AND environment = $2 ORDER BY name`,
+      [tenant, environment],
+    );
+    return rows.map(fromRow);
+  }
+
+  /** Deletes the service row (its instances are the caller's to delete first); false when absent. */
+  async delete(tenant: string, environment: string, name: string): Promise<boolean> {
+    const { changes } = await this.sql.run(`DELETE FROM services WHERE tenant = $1 AND environment = $2 AND name = $3`, [tenant, environment, name]);
+    return changes === 1;
+  }
+
+  /**
+   * Services with fewer live instances (pending, starting or running) than replicas, in one query:
+   * the orchestrator asks every tick, and most ticks nothing is missing.
+   */
+  async listUnderReplicated(): Promise<ServiceRecord[]> {
+    const rows = await this.sql.all<ServiceRow>(
+      `SELECT s.tenant, s.environment, s.name, s.spec, s.created_at FROM services s
+       LEFT JOIN instances i ON i.tenant = s.tenant AND i.environment = s.environment AND i.service = s.name
+         AND i.state IN ('pending', 'starting', 'running')
+       GROUP BY s.tenant, s.environment, s.name
+       HAVING count(i.id) < s.replicas`,
+    );
+    return rows.map(fromRow);
+  }
+
+  /** What a tenant's services ask for together: replicas × resources, summed. */
+  async tenantUsage(tenant: string): Promise<QuotaLimits> {
+    const r = await this.sql.get<{ instances: number | null; cpu: number | null; memory: number | null }>(
+      `SELECT sum(replicas) AS instances, sum(replicas * cpu_millis) AS cpu, sum(replicas * memory_mib) AS memory
+       FROM services WHERE tenant = $1`,
+      [tenant],
+    );
+    return { instances: Number(r?.instances ?? 0), cpuMillis: Number(r?.cpu ?? 0), memoryMib: Number(r?.memory ?? 0) };
+  }
+}

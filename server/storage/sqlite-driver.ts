@@ -1,0 +1,116 @@
+/**
+ * The embedded dialect: one better-sqlite3 connection in WAL mode with synchronous=FULL (an
+ * acknowledged write survives a crash of the process or the machine).
+ *
+ * better-sqlite3 is synchronous and a unit of work is async (it may await between statements), so
+ * every unit of work and every read takes its turn on one queue: two transactions can never
+ * interleave on the connection, and a read never sees another unit's uncommitted rows. Writers
+ * start with BEGIN IMMEDIATE, taking SQLite's write lock at once, so a unit never fails halfway for
+ * a lock another process (the CLI) holds; the busy timeout waits for it instead. Statements are
+ * prepared once per text and reused.
+ */
+import Database from 'better-sqlite3';
+import type { Driver, DriverTransaction } from './driver';
+import { positional, type Sql } from './sql';
+
+export class SqliteDriver implements Driver {
+  readonly dialect = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, { stmt: Database.Statement; reader: boolean; text: string }>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  /** Runs `fn` alone on the connection, in order of arrival. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(() => {
+      if (this.closed) throw new Error('the store is closed');
+      return fn();
+    });
+    // The queue continues whatever this unit's outcome.
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private readonly sql: Sql = {
+    all: async <R>(text: string, params: readonly unknown[] = []) => {
+      const { stmt, args } = this.prepare(text, params);
+      return stmt.reader ? (stmt.stmt.all(...args) as R[]) : (stmt.stmt.run(...args), []);
+    },
+    get: async <R>(text: string, params: readonly unknown[] = []) => {
+      const { stmt, args } = this.prepare(text, params);
+      return (stmt.reader ? stmt.stmt.get(...args) : (stmt.stmt.run(...args), undefined)) as R | undefined;
+    },
+    run: async (text: string, params: readonly unknown[] = []) => {
+      const { stmt, args } = this.prepare(text, params);
+      return { changes: stmt.stmt.run(...args).changes };
+    },
+  };
+
+  private prepare(text: string, params: readonly unknown[]) {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      const translated = positional(text, params.length > 0 ? params : []).text;
+      const prepared = this.db.prepare(translated);
+      stmt = { stmt: prepared, reader: prepared.reader, text: translated };
+      this.statements.set(text, stmt);
+    }
+    return { stmt, args: positional(text, params).args.map(bindable) };
+  }
+
+  transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn({ sql: this.sql, lock: async () => {}, notify: async () => {} });
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.exclusive(() => fn(this.sql));
+  }
+
+  /** Migrations and the like: statements with no parameters, several at a time. */
+  exec(script: string): Promise<void> {
+    return this.exclusive(async () => {
+      this.db.exec(script);
+    });
+  }
+
+  /** SQLite's own schema version (PRAGMA user_version), kept by the first releases. */
+  legacyUserVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  async listen(): Promise<() => Promise<void>> {
+    // One process per SQLite file: events are published in-process after commit.
+    return async () => {};
+  }
+
+  async close(): Promise<void> {
+    await this.exclusive(async () => {
+      this.closed = true;
+      this.db.close();
+    }).catch(() => undefined);
+  }
+}
+
+/** better-sqlite3 binds numbers, strings, bigints, buffers and null: booleans become 0/1. */
+function bindable(v: unknown): unknown {
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (v === undefined) return null;
+  return v;
+}
