@@ -1,0 +1,155 @@
+/**
+ * The storage module on both dialects: the same repositories, units of work and event feed, on a
+ * real SQLite file and a real PostgreSQL database (a throwaway cluster started by the run).
+ */
+import assert from 'node:assert/strict';
+import { Storage } from '../../server/storage/storage';
+import type { EventRecord, ServiceRecord } from '../../server/storage/records';
+import { DIALECTS, freshDatabase, type TestDatabase } from '../support/databases';
+import { poll } from '../support/poll';
+
+const svc = (name: string, replicas = 2): ServiceRecord => ({
+  tenant: 'acme',
+  environment: 'prod',
+  name,
+  spec: { image: 'img', command: [], replicas, ha: false, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread' },
+  createdAt: 1,
+});
+
+for (const dialect of DIALECTS) {
+  describe(`storage on ${dialect}`, function () {
+    this.timeout(60_000);
+    let db: TestDatabase;
+    let s: Storage;
+
+    beforeEach(async () => {
+      db = await freshDatabase(dialect);
+      s = await Storage.open(db.target);
+      await s.transaction(async (u) => {
+        await u.environments.insert('acme', 'prod', 1);
+      });
+    });
+
+    afterEach(async () => {
+      await s.close();
+      await db.drop();
+    });
+
+    it('commits a unit of work whole, or nothing of it', async () => {
+      await assert.rejects(
+        s.transaction(async (u) => {
+          await u.services.insert(svc('web'));
+          u.emit({ tenant: 'acme', type: 'service.created', service: 'web' });
+          throw new Error('changed my mind');
+        }),
+        /changed my mind/,
+      );
+      assert.equal(await s.read((r) => r.services.get('acme', 'prod', 'web')), undefined);
+      assert.equal(await s.read((r) => r.events.maxSequence()), 0);
+      assert.equal(await s.transaction((u) => u.services.insert(svc('web'))), true);
+      assert.equal(await s.transaction((u) => u.services.insert(svc('web'))), false, 'a second insert of the name is refused');
+    });
+
+    it('publishes events only after commit, in sequence order, and runs afterCommit callbacks then', async () => {
+      const seen: EventRecord[] = [];
+      s.feed.subscribe((e) => seen.push(e));
+      let sawInside = -1;
+      let after = 0;
+      await s.transaction(async (u) => {
+        u.emit({ tenant: 'acme', type: 'a' });
+        u.emit({ tenant: 'acme', type: 'b' });
+        u.afterCommit(() => after++);
+        sawInside = seen.length;
+      });
+      await poll('events published', () => seen.length === 2);
+      assert.equal(sawInside, 0, 'published before commit');
+      assert.equal(after, 1);
+      assert.deepEqual(seen.map((e) => e.type), ['a', 'b']);
+      assert.ok(seen[0]!.sequence < seen[1]!.sequence);
+      await assert.rejects(
+        s.transaction(async (u) => {
+          u.emit({ tenant: 'acme', type: 'rolled-back' });
+          u.afterCommit(() => after++);
+          throw new Error('no');
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(seen.length, 2);
+      assert.equal(after, 1);
+    });
+
+    it('keeps concurrent units of work apart, and every event exactly once in order', async () => {
+      const seen: number[] = [];
+      s.feed.subscribe((e) => seen.push(e.sequence));
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          s.transaction(async (u) => {
+            await u.services.insert(svc(`s${i}`));
+            u.emit({ tenant: 'acme', type: 'service.created', service: `s${i}` });
+          }),
+        ),
+      );
+      await poll('20 events', () => seen.length === 20);
+      assert.deepEqual(seen, [...seen].sort((a, b) => a - b));
+      assert.equal(new Set(seen).size, 20);
+      assert.equal((await s.read((r) => r.services.list('acme', 'prod'))).length, 20);
+    });
+
+    it('serializes units that take the same lock, so a count can decide an insert', async () => {
+      // Each unit inserts a replica only while fewer than 3 exist: without the lock, concurrent
+      // units on PostgreSQL would all count 0 and all insert.
+      await s.transaction((u) => u.services.insert(svc('db', 3)));
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          s.transaction(async (u) => {
+            await u.lock('service:acme/prod/db');
+            const n = (await u.instances.listOfService('acme', 'prod', 'db')).length;
+            await new Promise((r) => setTimeout(r, 10));
+            if (n < 3) await u.instances.insert({ id: `i${i}`, tenant: 'acme', environment: 'prod', service: 'db', haGroup: '', resources: { cpuMillis: 1, memoryMib: 6 }, message: '', createdAt: i });
+          }),
+        ),
+      );
+      assert.equal((await s.read((r) => r.instances.listOfService('acme', 'prod', 'db'))).length, 3);
+    });
+
+    it('reserves a pending instance once only', async () => {
+      await s.transaction(async (u) => {
+        await u.services.insert(svc('web', 1));
+        await u.hosts.upsert({ id: 'h1', pod: 'p', provider: 'x', labels: { zone: 'a' }, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: 1, state: 'up', lastHeartbeat: 5 }, 5);
+        await u.hosts.upsert({ id: 'h2', pod: 'p', provider: 'x', labels: {}, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: 1, state: 'up', lastHeartbeat: 5 }, 5);
+        await u.instances.insert({ id: 'i1', tenant: 'acme', environment: 'prod', service: 'web', haGroup: '', resources: { cpuMillis: 100, memoryMib: 64 }, message: 'waiting', createdAt: 1 });
+      });
+      const results = await Promise.all(['h1', 'h2'].map((h) => s.transaction((u) => u.instances.reserve('i1', h, 9))));
+      assert.deepEqual(results.sort(), [false, true]);
+      const inst = (await s.read((r) => r.instances.get('i1')))!;
+      assert.equal(inst.state, 'starting');
+      assert.deepEqual((await s.read((r) => r.hosts.get('h1')))!.labels, { zone: 'a' });
+    });
+
+    it('counts what a tenant asks for, and which services miss replicas', async () => {
+      await s.transaction(async (u) => {
+        await u.services.insert(svc('a', 3));
+        await u.services.insert(svc('b', 1));
+        await u.instances.insert({ id: 'b1', tenant: 'acme', environment: 'prod', service: 'b', haGroup: '', resources: { cpuMillis: 100, memoryMib: 64 }, message: '', createdAt: 1 });
+        await u.quotas.set('acme', { cpuMillis: 10, memoryMib: 20, instances: 30 }, 1);
+      });
+      assert.deepEqual(await s.read((r) => r.services.tenantUsage('acme')), { instances: 4, cpuMillis: 400, memoryMib: 256 });
+      assert.deepEqual(await s.read((r) => r.services.tenantUsage('nobody')), { instances: 0, cpuMillis: 0, memoryMib: 0 });
+      assert.deepEqual((await s.read((r) => r.services.listUnderReplicated())).map((x) => x.name), ['a']);
+      assert.deepEqual(await s.read((r) => r.quotas.get('acme')), { cpuMillis: 10, memoryMib: 20, instances: 30 });
+    });
+
+    it('replays events after a sequence, per tenant and environment', async () => {
+      await s.transaction(async (u) => {
+        u.emit({ tenant: 'acme', type: 'x', environment: 'prod' });
+        u.emit({ tenant: 'globex', type: 'y', environment: 'prod' });
+        u.emit({ tenant: 'acme', type: 'z', environment: 'dev' });
+      });
+      const all = await s.read((r) => r.events.list(null, '', 0));
+      assert.deepEqual(all.map((e) => e.type), ['x', 'y', 'z']);
+      assert.deepEqual((await s.read((r) => r.events.list('acme', '', 0))).map((e) => e.type), ['x', 'z']);
+      assert.deepEqual((await s.read((r) => r.events.list('acme', 'prod', 0))).map((e) => e.type), ['x']);
+      assert.deepEqual((await s.read((r) => r.events.list(null, '', all[0]!.sequence))).map((e) => e.type), ['y', 'z']);
+    });
+  });
+}

@@ -1,0 +1,78 @@
+/**
+ * Databases for tests, in both dialects. SQLite: a file in a temporary directory. PostgreSQL: one
+ * throwaway cluster for the whole mocha run (started on first use, stopped by root-hooks.ts after
+ * the last suite), and a fresh database in it for each caller, dropped afterwards.
+ *
+ * PODIUM_TEST_DATABASE=postgres makes the suites that run a Pod API (the harness) run on
+ * PostgreSQL; scripts/test runs them once on each dialect.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startLocalPostgres, type LocalPostgres } from '../../server/storage/local-postgres';
+
+export type TestDialect = 'sqlite' | 'postgres';
+export const DIALECTS: readonly TestDialect[] = ['sqlite', 'postgres'];
+
+/** The dialect the Pod API suites run on in this run. */
+export function testDialect(): TestDialect {
+  const d = process.env.PODIUM_TEST_DATABASE ?? 'sqlite';
+  if (d !== 'sqlite' && d !== 'postgres') throw new Error(`PODIUM_TEST_DATABASE must be sqlite or postgres, got ${d}`);
+  return d;
+}
+
+let cluster: Promise<LocalPostgres> | undefined;
+
+/** The run's PostgreSQL cluster, started on first use. Never stop it yourself. */
+export function sharedPostgres(): Promise<LocalPostgres> {
+  cluster ??= startLocalPostgres(mkdtempSync('/tmp/podium-test-pg-'));
+  return cluster;
+}
+
+/** Stops the run's cluster, if one was started, and removes its directory. */
+export async function stopSharedPostgres(): Promise<void> {
+  if (!cluster) return;
+  const started = cluster;
+  cluster = undefined;
+  const pgc = await started.catch(() => undefined);
+  if (!pgc) return;
+  await pgc.stop();
+  rmSync(pgc.dataDir, { recursive: true, force: true });
+}
+
+export interface TestDatabase {
+  /** What Storage.open and --database take. */
+  readonly target: string;
+  drop(): Promise<void>;
+}
+
+/** A new, empty database of `dialect`. */
+export async function freshDatabase(dialect: TestDialect = testDialect()): Promise<TestDatabase> {
+  if (dialect === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'podium-db-'));
+    return { target: join(dir, 'podium.db'), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  const server = await sharedPostgres();
+  const name = `t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: server.url.replace(/\/podium$/, '/postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    target: server.url.replace(/\/podium$/, `/${name}`),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: server.url.replace(/\/podium$/, '/postgres') });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
