@@ -14,6 +14,9 @@ import { runDev } from './dev';
 import { serveMetrics } from './metrics-endpoint';
 import { processLogger } from './log';
 
+export { inHost, readTestbed, registerTestbedProcess, testbedDown, testbedSweep, testbedUp, TESTBED_SCRIPT } from './testbed';
+export type { Testbed, TestbedHost, TestbedUpOptions } from './testbed';
+
 /** Stops on SIGINT/SIGTERM by closing what was started. */
 function untilSignal(close: () => Promise<void>): void {
   let closing = false;

@@ -1,0 +1,12 @@
+/**
+ * Mocha root hooks (loaded by .mocharc.json's "require"): what is shared by the whole run is torn
+ * down once, after the last suite, whichever suites ran.
+ */
+import { stopSharedTestbed } from './testbed';
+
+export const mochaHooks = {
+  async afterAll(this: Mocha.Context): Promise<void> {
+    this.timeout(120_000);
+    await stopSharedTestbed();
+  },
+};
