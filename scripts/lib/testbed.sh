@@ -424,7 +424,7 @@ cmd_status() {
     return 3
   fi
   n="$(env_get N)"
-  echo "$NAME: subnet $(env_get SUBNET), bridge $(bridge) $(env_get BRIDGE_ADDRESS), ${n:-?} hosts, owner pid $(env_get OWNER)"
+  echo "$NAME: subnet $(env_get SUBNET), bridge $(bridge) $(env_get BRIDGE_ADDRESS), ${n:-?} hosts, $( [ -n "$(env_get OWNER)" ] && echo "owner pid $(env_get OWNER)" || echo "no owner (kept until down)")"
   for i in $(seq 1 "${n:-0}"); do
     rd="$(run_dir "$i")"
     if engine_answers "$rd/docker.sock"; then st=up; some=1; else st=down; all=1; fi
