@@ -396,7 +396,9 @@ teardown() {
       log "host $NAME-$i: deleting namespace $ns"
       ip netns del "$ns"
     fi
-    ! ip link show "$(veth "$i")" >/dev/null 2>&1 || ip link del "$(veth "$i")"
+    # Deleting the namespace destroys the veth pair, but asynchronously: it may vanish between a
+    # look and a delete.
+    ip link del "$(veth "$i")" 2>/dev/null || ! ip link show "$(veth "$i")" >/dev/null 2>&1 || die "cannot delete $(veth "$i")"
     remove_cgroups "$i"
   done
   if ip link show "$(bridge)" >/dev/null 2>&1; then
