@@ -70,7 +70,7 @@ async function running(c: Cluster, env: string, name: string, n: number, timeout
   }, timeoutMs);
 }
 
-describe('Podium end to end (three agents on real Docker)', function () {
+describe('Podium end to end (three agents on three separate hosts of the test bed)', function () {
   this.timeout(180_000);
   const c = new Cluster();
 
