@@ -69,7 +69,7 @@ usage() {
 need_root_tools() {
   [ "$(id -u)" = 0 ] || die "must run as root (namespaces, bridges, dockerd)"
   local t
-  for t in ip nsenter iptables dockerd curl flock; do
+  for t in ip nsenter setsid iptables dockerd curl flock sha256sum; do
     command -v "$t" >/dev/null 2>&1 || die "missing $t (scripts/lib/setup.sh installs it)"
   done
 }
