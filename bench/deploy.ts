@@ -1,13 +1,15 @@
 // Times a deploy end to end: REST POST of a 3-replica HA service on the gateway until GET shows 3
-// instances running, on a real cluster (Pod API, gateway, three agent processes, real Docker).
-// Beside it, the baseline: the same 3 containers (same hardened create body) created and started
-// directly through the Docker Engine API, with no platform in between.
+// instances running, on a real cluster (Pod API, gateway, three agent processes on the three hosts
+// of the test bed, each with its own Docker engine). Beside it, the baseline: the same 3 containers
+// (same hardened create body) created and started directly through the Docker Engine API of the
+// first host, with no platform in between.
 // Prints ONE JSON object of medians. Run: node dist/bench/deploy.js
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { containerBody, containerName } from '../agent/runtime';
 import { Cluster } from '../test/support/cluster';
 import { poll } from '../test/support/poll';
+import { stopSharedTestbed } from '../test/support/testbed';
 
 const RUNS = 7; // odd, so the median is one measured run
 const WARM_UP = 1;
@@ -37,18 +39,20 @@ async function deployOnce(c: Cluster, name: string): Promise<number> {
 }
 
 async function baselineOnce(c: Cluster, run: number): Promise<number> {
+  const engine = c.engineOf(c.hosts[0]!);
   const network = `podium-bench-${process.pid}`;
-  await c.engine.ensureNetwork(network, { 'podium.bench': 'true' });
+  await engine.ensureNetwork(network, { 'podium.bench': 'true' });
   const ids: string[] = [];
   try {
     return await timeCreates(c, run, network, ids);
   } finally {
-    for (const id of ids) await c.engine.removeContainer(id);
-    await c.engine.removeNetwork(network);
+    for (const id of ids) await engine.removeContainer(id);
+    await engine.removeNetwork(network);
   }
 }
 
 async function timeCreates(c: Cluster, run: number, network: string, ids: string[]): Promise<number> {
+  const engine = c.engineOf(c.hosts[0]!);
   const t0 = performance.now();
   for (let i = 0; i < 3; i++) {
     const spec = {
@@ -63,8 +67,8 @@ async function timeCreates(c: Cluster, run: number, network: string, ids: string
       haGroup: '',
     };
     const hostId = `bench${process.pid}`;
-    const id = await c.engine.createContainer(containerName(spec, hostId), containerBody(spec, { hostId, network, apparmorProfile: null }));
-    await c.engine.startContainer(id);
+    const id = await engine.createContainer(containerName(spec, hostId), containerBody(spec, { hostId, network, apparmorProfile: null }));
+    await engine.startContainer(id);
     ids.push(id);
   }
   return performance.now() - t0;
@@ -100,6 +104,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await c.stop();
+    await stopSharedTestbed();
   }
 }
 

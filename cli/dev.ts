@@ -1,10 +1,12 @@
 /**
  * `podium dev`: the embedded default. One Pod API, one gateway and three agents (hosts local-1..3
- * in pod "local"), each its own process, on the local Docker engine, with all state in one
- * directory. A second run resumes the same cluster; --reset starts clean.
+ * in pod "local"), each its own process, with all state in one directory. The hosts share the
+ * local Docker engine, or (--hosts netns) are three separate hosts on the test bed, each with
+ * its own engine (cli/dev-hosts.ts). A child that exits is restarted with backoff and said so
+ * (cli/supervisor.ts); Ctrl-C stops them all. A second run resumes the same cluster; --reset
+ * starts clean.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { SERVER_DEFAULTS } from '../server';
@@ -12,22 +14,33 @@ import { DockerEngine, ensureBusyboxImage, kernelAppArmor } from '../agent/runti
 import { TokenStore } from '../gateway';
 import { loadIdentity } from '../agent/identity';
 import { createStoredJoinToken, issueClientCertificate } from './index';
+import { describeDevHosts, DEV_TESTBED, prepareDevHosts, type DevHostsKind } from './dev-hosts';
+import { describeSupervisorEvent, Supervisor, SUPERVISOR_DEFAULTS } from './supervisor';
+import { testbedDown } from './testbed';
 
 export interface DevOptions {
   dir: string;
   reset: boolean;
   dockerSocket: string;
+  /** Where the three hosts run: all on the local engine, or separate hosts on the test bed. */
+  hosts: DevHostsKind;
 }
 
 export const DEV_HOSTS = ['local-1', 'local-2', 'local-3'] as const;
 const GATEWAY = { host: '127.0.0.1', port: 8080 };
-const POD_API = `${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}`;
 /** Agents' metrics: local-1 on 7451, local-2 on 7452, local-3 on 7453. */
 const AGENT_METRICS_PORT = 7451;
 const BIN = join(__dirname, '..', '..', 'bin', 'podium');
 
 function step(msg: string): void {
   process.stdout.write(`• ${msg}\n`);
+}
+
+/** Which kind of hosts the state in `dir` was made with ("engine" when it predates the choice). */
+const KIND_FILE = 'hosts-kind';
+function recordedHostsKind(dir: string): DevHostsKind | null {
+  if (existsSync(join(dir, KIND_FILE))) return readFileSync(join(dir, KIND_FILE), 'utf8').trim() as DevHostsKind;
+  return existsSync(join(dir, 'server')) ? 'engine' : null;
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -66,20 +79,48 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const dir = resolve(opts.dir);
   const show = (p: string) => relative(process.cwd(), p) || '.';
   const engine = new DockerEngine({ socketPath: opts.dockerSocket });
+  const testbedLog = (line: string) => process.stdout.write(`  ${line}\n`);
 
-  step(`Docker engine on ${opts.dockerSocket}`);
-  try {
-    await engine.ping();
-  } catch (err) {
-    throw new Error(`no Docker engine answers on ${opts.dockerSocket} (${(err as Error).message}); scripts/dev starts one`);
+  // Before anything is reset or started: a running podium dev holds the gateway's port (and a
+  // child that cannot bind would only be restarted again and again by the supervisor).
+  if (await portOpen(GATEWAY.host, GATEWAY.port)) throw new Error(`${GATEWAY.host}:${GATEWAY.port}, for the gateway, is already in use (is another podium dev running?)`);
+  if (opts.hosts === 'engine' && (await portOpen(SERVER_DEFAULTS.host, SERVER_DEFAULTS.port))) {
+    throw new Error(`${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}, for the Pod API, is already in use (is another podium dev running?)`);
+  }
+
+  if (opts.hosts === 'engine') {
+    step(`Docker engine on ${opts.dockerSocket}`);
+    try {
+      await engine.ping();
+    } catch (err) {
+      throw new Error(`no Docker engine answers on ${opts.dockerSocket} (${(err as Error).message}); scripts/dev starts one`);
+    }
   }
   if (opts.reset) {
-    const n = await removeDevContainers(engine);
+    // The state directory may come from a run with the other kind of hosts: remove what that made
+    // on the local engine too, when it answers.
+    const localEngine = opts.hosts === 'engine' || (await engine.ping().then(() => true, () => false));
+    const n = localEngine ? await removeDevContainers(engine) : 0;
+    if (opts.hosts === 'netns') {
+      step(`reset: taking the test bed "${DEV_TESTBED}" down, with its engines and containers`);
+      await testbedDown(DEV_TESTBED, testbedLog);
+    }
     rmSync(dir, { recursive: true, force: true });
-    step(`reset: removed ${show(dir)} and ${n} container(s)`);
+    step(`reset: removed ${show(dir)} and ${n} container(s)${localEngine && opts.hosts === 'netns' ? ' on the local engine' : ''}`);
   }
-  const created = await ensureBusyboxImage(engine);
-  step(`base image podium/busybox:latest ${created === 'created' ? 'built from busybox-static' : 'present'}`);
+  const recorded = recordedHostsKind(dir);
+  if (recorded !== null && recorded !== opts.hosts) {
+    throw new Error(`${show(dir)} holds a cluster whose hosts are "--hosts ${recorded}"; run with --hosts ${recorded}, or add --reset to start clean with --hosts ${opts.hosts}`);
+  }
+  if (opts.hosts === 'netns') step(`test bed "${DEV_TESTBED}": ${DEV_HOSTS.length} hosts, each a network namespace with its own dockerd (scripts/lib/testbed.sh)`);
+  const devHosts = await prepareDevHosts(opts.hosts, DEV_HOSTS, opts.dockerSocket, testbedLog);
+  const podApi = `${devHosts.podApiHost}:${SERVER_DEFAULTS.port}`;
+  if (await portOpen(devHosts.podApiHost, SERVER_DEFAULTS.port)) throw new Error(`${podApi}, for the Pod API, is already in use (is another podium dev running?)`);
+
+  const engines = [...new Map(devHosts.hosts.map((h) => [h.dockerSocket, h.engine])).values()];
+  const made = await Promise.all(engines.map((e) => ensureBusyboxImage(e)));
+  const where = engines.length === 1 ? '' : ` on ${engines.length} engines`;
+  step(`base image podium/busybox:latest${where} ${made.includes('created') ? 'built from busybox-static' : 'present'}`);
 
   step('certificates');
   const serverDir = join(dir, 'server');
@@ -87,6 +128,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const gatewayDir = join(dir, 'gateway');
   const logsDir = join(dir, 'logs');
   for (const d of [dir, serverDir, gatewayDir, logsDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, KIND_FILE), `${opts.hosts}\n`);
   const td = SERVER_DEFAULTS.trustDomain;
   if (!existsSync(join(certsDir, 'operator.crt'))) await issueClientCertificate(serverDir, td, 'operator', 'admin', certsDir, 30 * 24 * 3600);
   if (!existsSync(join(gatewayDir, 'gateway.crt'))) await issueClientCertificate(serverDir, td, 'gateway', 'gateway', gatewayDir, 30 * 24 * 3600);
@@ -110,74 +152,95 @@ export async function runDev(opts: DevOptions): Promise<void> {
     );
   }
 
-  const children = new Map<string, ChildProcess>();
+  // A child that exits is started again with backoff and said so; only Ctrl-C stops them all.
+  const supervisor = new Supervisor({
+    onEvent: (e) => {
+      if (e.kind === 'started' && e.start === 1) return;
+      // Children ending as asked on Ctrl-C need no line each; one that did not is worth one.
+      if (e.kind === 'exited' && e.restartInMs === null && (e.code === 0 || e.signal === 'SIGTERM')) return;
+      process.stderr.write(`podium dev: ${describeSupervisorEvent(e, show)}\n`);
+    },
+  });
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    for (const c of children.values()) c.kill('SIGTERM');
-    await Promise.all([...children.values()].map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+    await supervisor.stop();
+    const kept = opts.hosts === 'netns' ? ` (the test bed "${DEV_TESTBED}" stays up with its containers)` : '';
+    process.stdout.write(`podium dev: stopped the Pod API, the gateway and ${DEV_HOSTS.length} agents${kept}\n`);
     process.exit(code);
   };
+  /** Starts `podium <args>` as child `name`: an agent on its own host, the others here. */
   const start = (name: string, args: string[], env: NodeJS.ProcessEnv = {}) => {
-    const log = openSync(join(logsDir, `${name}.log`), 'a');
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
-    children.set(name, child);
-    child.once('exit', (code, signal) => {
-      if (stopping) return;
-      process.stderr.write(`podium dev: ${name} exited (${signal ?? code}); see ${show(join(logsDir, `${name}.log`))}\n`);
-      void stopAll(1);
-    });
+    const argv = [process.execPath, BIN, ...args];
+    const on = devHosts.hosts.find((h) => h.id === name);
+    supervisor.start({ name, ...(on ? on.command(argv) : { command: argv[0]!, args: argv.slice(1) }), env, logPath: join(logsDir, `${name}.log`) });
   };
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
 
-  for (const [what, port] of [['the Pod API', SERVER_DEFAULTS.port], ['the gateway', GATEWAY.port]] as const) {
-    if (await portOpen('127.0.0.1', port)) throw new Error(`127.0.0.1:${port}, for ${what}, is already in use (is another podium dev running?)`);
-  }
-  step(`Pod API on ${POD_API}`);
-  start('server', ['server', '--data-dir', serverDir, '--listen', POD_API]);
-  await waitFor('the Pod API', () => portOpen(SERVER_DEFAULTS.host, SERVER_DEFAULTS.port), 30_000);
-
-  step(`gateway on http://${GATEWAY.host}:${GATEWAY.port}`);
-  start('gateway', ['gateway', '--listen', `${GATEWAY.host}:${GATEWAY.port}`, '--server', POD_API, '--certs-dir', gatewayDir, '--token-db', join(gatewayDir, 'tokens.db')]);
-  await waitFor('the gateway', async () => (await fetch(`http://${GATEWAY.host}:${GATEWAY.port}/healthz`)).ok, 30_000);
-
-  step(`agents ${DEV_HOSTS.join(', ')} in pod "local"`);
-  for (const [i, host] of DEV_HOSTS.entries()) {
-    const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', POD_API, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', opts.dockerSocket, '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT + i}`];
-    if (!kernel.enabled) args.push('--insecure-no-apparmor');
-    start(host, args, joinToken ? { PODIUM_JOIN_TOKEN: joinToken } : {});
-  }
   const token = readFileSync(tokenPath, 'utf8').trim();
-  await waitFor(
-    'three hosts',
-    async () => {
-      const res = await fetch(`http://${GATEWAY.host}:${GATEWAY.port}/v1/hosts`, { headers: { authorization: `Bearer ${token}` } });
-      const body = (await res.json()) as { hosts?: Array<{ id: string; state: string }> };
-      return DEV_HOSTS.every((h) => body.hosts?.some((x) => x.id === h && x.state === 'HOST_STATE_UP'));
-    },
-    60_000,
-  );
+  try {
+    step(`Pod API on ${podApi}`);
+    start('server', ['server', '--data-dir', serverDir, '--listen', podApi]);
+    await waitFor('the Pod API', () => portOpen(devHosts.podApiHost, SERVER_DEFAULTS.port), 30_000);
+
+    step(`gateway on http://${GATEWAY.host}:${GATEWAY.port}`);
+    start('gateway', ['gateway', '--listen', `${GATEWAY.host}:${GATEWAY.port}`, '--server', podApi, '--certs-dir', gatewayDir, '--token-db', join(gatewayDir, 'tokens.db')]);
+    await waitFor('the gateway', async () => (await fetch(`http://${GATEWAY.host}:${GATEWAY.port}/healthz`)).ok, 30_000);
+
+    step(`agents ${DEV_HOSTS.join(', ')} in pod "local"${opts.hosts === 'netns' ? ', each in its host\'s namespace' : ''}`);
+    for (const [i, host] of DEV_HOSTS.entries()) {
+      const on = devHosts.hosts[i]!;
+      const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', podApi, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', on.dockerSocket, '--metrics-listen', `${on.address}:${AGENT_METRICS_PORT + i}`];
+      if (!kernel.enabled) args.push('--insecure-no-apparmor');
+      start(host, args, joinToken ? { PODIUM_JOIN_TOKEN: joinToken } : {});
+    }
+    await waitFor(
+      'three hosts',
+      async () => {
+        const res = await fetch(`http://${GATEWAY.host}:${GATEWAY.port}/v1/hosts`, { headers: { authorization: `Bearer ${token}` } });
+        const body = (await res.json()) as { hosts?: Array<{ id: string; state: string }> };
+        return DEV_HOSTS.every((h) => body.hosts?.some((x) => x.id === h && x.state === 'HOST_STATE_UP'));
+      },
+      60_000,
+    );
+  } catch (err) {
+    stopping = true;
+    await supervisor.stop();
+    throw new Error(`${(err as Error).message}; the logs are in ${show(logsDir)}/`);
+  }
 
   const c = show(certsDir);
+  const agentMetrics =
+    opts.hosts === 'engine'
+      ? [`                   http://127.0.0.1:${AGENT_METRICS_PORT}-${AGENT_METRICS_PORT + DEV_HOSTS.length - 1}/metrics (agents)`]
+      : devHosts.hosts.map((h, i) => `                   http://${h.address}:${AGENT_METRICS_PORT + i}/metrics (agent ${h.id})`);
+  const tb = devHosts.testbed;
   process.stdout.write(
     [
       '',
-      'Podium is running: pod "local" with 3 hosts on the local Docker engine.',
+      tb
+        ? `Podium is running: pod "local" with 3 separate hosts on the test bed "${tb.name}" (${tb.subnet}), each with its own Docker engine.`
+        : 'Podium is running: pod "local" with 3 hosts on the local Docker engine.',
+      ...describeDevHosts(devHosts),
       `  Gateway (REST)   http://${GATEWAY.host}:${GATEWAY.port}`,
-      `  Pod API (gRPC)   ${POD_API}`,
+      `  Pod API (gRPC)   ${podApi}${tb ? ' (on the test bed\'s bridge; the agents reach it from their hosts\' addresses)' : ''}`,
       `  Admin token      ${show(tokenPath)}`,
       `  Operator cert    ${c}/operator.crt, ${c}/operator.key, CA ${c}/ca.crt`,
       `  Metrics          http://${GATEWAY.host}:${GATEWAY.port}/metrics (gateway), http://127.0.0.1:7444/metrics (Pod API),`,
-      `                   http://127.0.0.1:${AGENT_METRICS_PORT}-${AGENT_METRICS_PORT + DEV_HOSTS.length - 1}/metrics (agents)`,
+      ...agentMetrics,
       `  Logs             ${show(logsDir)}/`,
       '',
       'Try:',
       `  curl -H "Authorization: Bearer $(cat ${show(tokenPath)})" http://${GATEWAY.host}:${GATEWAY.port}/v1/hosts`,
-      `  grpcurl -cacert ${c}/ca.crt -cert ${c}/operator.crt -key ${c}/operator.key ${POD_API} list`,
+      `  grpcurl -cacert ${c}/ca.crt -cert ${c}/operator.crt -key ${c}/operator.key ${podApi} list`,
+      ...(tb ? [`  scripts/lib/testbed.sh status ${tb.name}`] : []),
       '',
-      'Ctrl-C stops it; `podium dev` again resumes the same cluster, `podium dev --reset` starts clean.',
+      `A child that exits is restarted after ${SUPERVISOR_DEFAULTS.initialBackoffMs / 1000} s, doubling to ${SUPERVISOR_DEFAULTS.maxBackoffMs / 1000} s, and said so here.`,
+      tb
+        ? `Ctrl-C stops it (the test bed stays up with its containers); \`podium dev --hosts netns\` again resumes the same cluster, \`podium dev --hosts netns --reset\` starts clean and takes the test bed down.`
+        : 'Ctrl-C stops it; `podium dev` again resumes the same cluster, `podium dev --reset` starts clean.',
       '',
     ].join('\n'),
   );

@@ -11,8 +11,12 @@ import { startGateway, TokenStore } from '../gateway';
 import { SERVER_DEFAULTS, Store, startServer } from '../server';
 import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseTenant } from './config';
 import { runDev } from './dev';
+import { DEV_HOSTS_KINDS, type DevHostsKind } from './dev-hosts';
 import { serveMetrics } from './metrics-endpoint';
 import { processLogger } from './log';
+
+export { inHost, readTestbed, registerTestbedProcess, testbedDown, testbedSweep, testbedUp, TESTBED_SCRIPT } from './testbed';
+export type { Testbed, TestbedHost, TestbedUpOptions } from './testbed';
 
 /** Stops on SIGINT/SIGTERM by closing what was started. */
 function untilSignal(close: () => Promise<void>): void {
@@ -195,11 +199,16 @@ export function program(): Command {
 
   cmd
     .command('dev')
-    .description('run the embedded default: a Pod API, a gateway and three agents on the local Docker engine')
+    .description('run the embedded default: a Pod API, a gateway and three agents (on the local Docker engine, or on three separate hosts with --hosts netns)')
     .option('--dir <dir>', 'state directory', './.podium')
-    .option('--reset', 'start clean: remove the state and the containers it had made', false)
-    .option('--docker-socket <path>', 'Docker Engine API socket', '/var/run/docker.sock')
-    .action(async (o) => runDev({ dir: o.dir, reset: Boolean(o.reset), dockerSocket: o.dockerSocket }));
+    .option('--reset', 'start clean: remove the state and the containers it had made (with --hosts netns, also the test bed)', false)
+    .option('--docker-socket <path>', 'Docker Engine API socket (with --hosts engine)', '/var/run/docker.sock')
+    .addOption(
+      new Option('--hosts <kind>', 'where the three hosts run: "engine", all on the local Docker engine; "netns", three separate hosts on the test bed (a network namespace and a dockerd each; needs root)')
+        .choices([...DEV_HOSTS_KINDS])
+        .default('engine'),
+    )
+    .action(async (o) => runDev({ dir: o.dir, reset: Boolean(o.reset), dockerSocket: o.dockerSocket, hosts: o.hosts as DevHostsKind }));
 
   return cmd;
 }

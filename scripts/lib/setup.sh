@@ -1,5 +1,6 @@
 # Sourced by scripts/dev and scripts/test: installs what Podium needs on a fresh Debian machine with
-# Node 20, idempotently (Debian's docker.io, busybox-static, apparmor, iproute2, curl; the npm
+# Node 20, idempotently (Debian's docker.io, busybox-static, apparmor, iproute2, curl; for the test
+# bed of scripts/lib/testbed.sh also util-linux's nsenter, flock and setsid, and iptables; the npm
 # packages), makes sure a Docker engine answers, and builds. Safe to run again and again.
 # Sets PODIUM_STARTED_DOCKERD to the pid of a dockerd it started (empty when one was running).
 
@@ -15,7 +16,11 @@ podium_setup() {
   command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
   dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
   command -v apparmor_parser >/dev/null 2>&1 || need_pkgs+=(apparmor)
-  command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+  { command -v ip && command -v ss; } >/dev/null 2>&1 || need_pkgs+=(iproute2)
+  # The test bed: namespaces entered with nsenter, its script's lock (flock), engines detached with
+  # setsid, and the root namespace's FORWARD rule for traffic between its hosts.
+  { command -v nsenter && command -v flock && command -v setsid; } >/dev/null 2>&1 || need_pkgs+=(util-linux)
+  command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
   if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing Debian packages: ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -1,13 +1,17 @@
 /**
  * End to end, on the real parts: REST calls on the gateway place an HA service by auction on three
- * agent processes over mutual TLS, with state in SQLite, on the real Docker engine. One cluster is
- * shared by the whole file (it is slow to start); the tests run in order and build on each other.
+ * agent processes over mutual TLS, with state in SQLite, on three separate hosts of the test bed
+ * (each a network namespace with its own Docker engine; the agents reach the Pod API over the
+ * bridge). One cluster is shared by the whole file (it is slow to start); the tests run in order
+ * and build on each other.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:tls';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { issueKeyPair, loadOrCreateAuthority, spiffeIdFor } from '../../certs';
 import { TokenStore } from '../../gateway';
@@ -30,6 +34,34 @@ function listHosts(client: ReturnType<Cluster['podApi']>): Promise<unknown> {
   );
 }
 
+/** The subject alternative names of the certificate the TLS server at host:port presents. */
+function presentedNames(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
+      const raw = s.getPeerCertificate().raw;
+      s.end();
+      resolve(new X509Certificate(raw).subjectAltName ?? '');
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Established TCP connections as `ss` prints them in the network namespace at `netnsPath` (the
+ *  root one when null), filtered by an ss expression: [local, peer, process] per connection. */
+async function connections(netnsPath: string | null, filter: string[]): Promise<Array<[string, string, string]>> {
+  const ss = ['ss', '-tnpH', 'state', 'established', ...filter];
+  const { stdout } = netnsPath ? await run('nsenter', [`--net=${netnsPath}`, '--', ...ss]) : await run(ss[0]!, ss.slice(1));
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const [, , local = '', peer = '', ...proc] = l.trim().split(/\s+/);
+      return [local, peer, proc.join(' ')];
+    });
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 async function running(c: Cluster, env: string, name: string, n: number, timeoutMs = 60_000): Promise<any> {
   return poll(`${n} running instances of ${name}`, async () => {
     const { body } = await c.rest('GET', `/v1/environments/${env}/services/${name}`);
@@ -38,7 +70,7 @@ async function running(c: Cluster, env: string, name: string, n: number, timeout
   }, timeoutMs);
 }
 
-describe('Podium end to end (three agents on real Docker)', function () {
+describe('Podium end to end (three agents on three separate hosts of the test bed)', function () {
   this.timeout(180_000);
   const c = new Cluster();
 
@@ -65,7 +97,7 @@ describe('Podium end to end (three agents on real Docker)', function () {
     const containers = (await c.containers()).filter((x) => x.labels['podium.service'] === 'web');
     assert.equal(containers.length, 3);
     for (const inst of svc.instances) {
-      const info = await c.engine.inspectContainer(inst.containerId);
+      const info = await c.engineOf(inst.host).inspectContainer(inst.containerId);
       assert.equal(info.State.Running, true);
       assert.equal(info.Config.Labels['podium.host'], inst.host);
       assert.equal(info.Config.Labels['podium.service'], 'web');
@@ -77,6 +109,43 @@ describe('Podium end to end (three agents on real Docker)', function () {
       assert.ok(info.HostConfig.SecurityOpt.includes('no-new-privileges:true'));
       assert.equal(info.HostConfig.Privileged, false);
       assert.notEqual(info.HostConfig.NetworkMode, 'host');
+    }
+  });
+
+  it('runs the agents on 3 separate hosts: each on its own engine and address, joined over the bridge', async () => {
+    const web = (await c.rest('GET', '/v1/environments/prod/services/web')).body;
+    assert.equal(new Set(c.hosts.map((h) => c.placeOf(h).dockerSocket)).size, 3, 'three engines');
+    assert.equal(new Set(c.hosts.map((h) => c.placeOf(h).netns)).size, 3, 'three namespaces');
+    for (const h of c.hosts) {
+      // A host's engine holds its own replica and no other host's container.
+      const inst = web.instances.find((i: any) => i.host === h);
+      const onEngine = await c.containersOnEngineOf(h);
+      assert.deepEqual([...new Set(onEngine.map((x) => x.labels['podium.host']))], [h], `engine of ${h}`);
+      assert.ok(onEngine.some((x) => x.id === inst.containerId), `${h}'s replica is on its engine`);
+      for (const other of c.hosts.filter((o) => o !== h)) {
+        await assert.rejects(c.engineOf(other).inspectContainer(inst.containerId), /No such container/, `${h}'s replica is not on ${other}'s engine`);
+      }
+    }
+
+    // The Pod API listens on the bridge address only, and its certificate names that address.
+    const names = await presentedNames(c.bridgeAddress, c.serverPort);
+    assert.match(names, new RegExp(`IP Address:${escape(c.bridgeAddress)}(,|$)`));
+    assert.doesNotMatch(names, /127\.0\.0\.1|localhost/);
+    await assert.rejects(presentedNames('127.0.0.1', c.serverPort), /ECONNREFUSED/);
+
+    // Each agent's stream leaves its own namespace from its host's address, and the Pod API sees
+    // it come from there.
+    const seenByServer = (await connections(null, ['src', c.serverAddress])).map(([, peer]) => peer.replace(/:\d+$/, ''));
+    for (const h of c.hosts) {
+      const at = c.placeOf(h);
+      const mine = await connections(at.netnsPath, ['dst', c.serverAddress]);
+      const agentPid = c.pid(h);
+      assert.ok(agentPid !== undefined);
+      assert.ok(
+        mine.some(([local, , proc]) => local.startsWith(`${at.address}:`) && proc.includes(`pid=${agentPid},`)),
+        `agent ${h} (pid ${agentPid}) holds a connection from ${at.address} to ${c.serverAddress}: ${JSON.stringify(mine)}`,
+      );
+      assert.ok(seenByServer.includes(at.address), `the Pod API sees ${at.address}: ${seenByServer}`);
     }
   });
 
@@ -213,10 +282,11 @@ describe('Podium end to end (three agents on real Docker)', function () {
   });
 
   it('comes back with the same state after the server is SIGKILLed, starting no container twice', async () => {
-    const before = (await c.containers()).map((x) => x.id).sort();
+    const containers = await c.containers();
+    const before = containers.map((x) => x.id).sort();
     const web = (await c.rest('GET', '/v1/environments/prod/services/web')).body;
     const started = new Map<string, string>();
-    for (const id of before) started.set(id, (await c.engine.inspectContainer(id)).State.StartedAt);
+    for (const x of containers) started.set(x.id, (await c.engineOf(x.host).inspectContainer(x.id)).State.StartedAt);
 
     await c.kill('server', 'SIGKILL');
     c.startServer();
@@ -232,9 +302,9 @@ describe('Podium end to end (three agents on real Docker)', function () {
     );
     // Give the reconciliation time to do anything wrong, then compare.
     await new Promise((r) => setTimeout(r, 2000));
-    const after = (await c.containers()).map((x) => x.id).sort();
-    assert.deepEqual(after, before);
-    for (const id of after) assert.equal((await c.engine.inspectContainer(id)).State.StartedAt, started.get(id), `container ${id} restarted`);
+    const now = await c.containers();
+    assert.deepEqual(now.map((x) => x.id).sort(), before);
+    for (const x of now) assert.equal((await c.engineOf(x.host).inspectContainer(x.id)).State.StartedAt, started.get(x.id), `container ${x.id} restarted`);
   });
 
   it('an agent restarted within the TTL finds its containers by label and keeps them', async () => {

@@ -1,8 +1,12 @@
 /**
- * A real Podium cluster for end-to-end tests: the Pod API, the gateway and three agents, each its
- * own `podium` process, on the machine's real Docker engine, with real TLS and real SQLite files
- * in a temporary directory. Host ids carry a random prefix so that runs never touch each other's
- * (or `podium dev`'s) containers; `stop()` removes every container and network its hosts made.
+ * A real Podium cluster for end-to-end tests, on separate hosts of the test bed
+ * (test/support/testbed.ts): the Pod API and the gateway run in the root namespace, the Pod API
+ * listening on the bridge address (so its certificate names that address); each of the three
+ * agents is its own `podium agent` process INSIDE its host's network namespace
+ * (`nsenter --net=…`), driving that host's own Docker engine and reaching the Pod API over the
+ * bridge, never loopback. Real TLS, real SQLite files in a temporary directory. Host ids carry a
+ * random prefix so that suites sharing the test bed never touch each other's containers; `stop()`
+ * removes every container and network its hosts made, each on its own engine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -12,18 +16,19 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { credentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import { PodApiClient } from '../../gen/podium/v1/pod_api';
-import { DockerEngine, ensureBusyboxImage } from '../../agent/runtime';
+import type { ContainerSummary, DockerEngine } from '../../agent/runtime';
 import { TokenStore } from '../../gateway';
-import { createStoredJoinToken, issueClientCertificate } from '../../cli';
+import { createStoredJoinToken, inHost, issueClientCertificate, registerTestbedProcess } from '../../cli';
 import { poll } from './poll';
+import { sharedTestbed, type TestHost, type TestTestbed } from './testbed';
 
 const BIN = join(__dirname, '..', '..', '..', 'bin', 'podium');
-export const DOCKER_SOCKET = process.env.PODIUM_TEST_DOCKER_SOCKET ?? '/var/run/docker.sock';
 
-export async function freePort(): Promise<number> {
+/** A TCP port free on `host` right now (the caller binds it next). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const port = (s.address() as { port: number }).port;
       s.close(() => resolve(port));
     });
@@ -36,11 +41,14 @@ export interface ClusterOptions {
   heartbeat: string;
 }
 
+/** A container as its host's engine shows it, with the agent host id whose engine that is. */
+export type HostContainer = ContainerSummary & { host: string };
+
 export class Cluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'podium-e2e-'));
   readonly prefix = `t${randomBytes(3).toString('hex')}`;
+  /** Agent host ids; the i-th runs on the test bed's i-th host. */
   readonly hosts = [1, 2, 3].map((n) => `${this.prefix}-${n}`);
-  readonly engine = new DockerEngine({ socketPath: DOCKER_SOCKET });
   serverPort = 0;
   gatewayPort = 0;
   metricsPort = 0;
@@ -49,12 +57,41 @@ export class Cluster {
   /** An admin token: the fleet (GET /v1/hosts) is not a customer's to see. */
   adminToken = '';
   private joinToken = '';
+  private bed: TestTestbed | undefined;
   private readonly procs = new Map<string, ChildProcess>();
 
-  constructor(readonly opts: ClusterOptions = { hostTtl: '3s', heartbeat: '500ms' }) {}
+  /** `bringTestbed` gives the hosts: the run's shared test bed unless a caller brings its own. */
+  constructor(
+    readonly opts: ClusterOptions = { hostTtl: '3s', heartbeat: '500ms' },
+    private readonly bringTestbed: () => Promise<TestTestbed> = sharedTestbed,
+  ) {}
+
+  /** The test bed the cluster runs on; only after start(). */
+  get testbed(): TestTestbed {
+    if (!this.bed) throw new Error('Cluster: not started');
+    return this.bed;
+  }
+
+  /** The test bed host that agent `host` runs on (its namespace, address and engine). */
+  placeOf(host: string): TestHost {
+    const i = this.hosts.indexOf(host);
+    const at = this.testbed.hosts[i];
+    if (i < 0 || !at) throw new Error(`Cluster: ${host} is not one of ${this.hosts.join(', ')}`);
+    return at;
+  }
+
+  /** The Docker engine of agent `host`'s own machine. */
+  engineOf(host: string): DockerEngine {
+    return this.placeOf(host).engine;
+  }
+
+  /** The root namespace's address on the bridge: where the Pod API listens. */
+  get bridgeAddress(): string {
+    return this.testbed.bridgeAddress;
+  }
 
   get serverAddress(): string {
-    return `127.0.0.1:${this.serverPort}`;
+    return `${this.bridgeAddress}:${this.serverPort}`;
   }
   get gatewayUrl(): string {
     return `http://127.0.0.1:${this.gatewayPort}`;
@@ -67,8 +104,9 @@ export class Cluster {
   }
 
   async start(): Promise<void> {
-    await ensureBusyboxImage(this.engine);
-    this.serverPort = await freePort();
+    this.bed = await this.bringTestbed();
+    if (this.bed.hosts.length < this.hosts.length) throw new Error(`Cluster: the test bed has ${this.bed.hosts.length} hosts, not ${this.hosts.length}`);
+    this.serverPort = await freePort(this.bridgeAddress);
     this.gatewayPort = await freePort();
     this.metricsPort = await freePort();
     await issueClientCertificate(this.serverDir, 'podium.local', 'operator', 'admin', this.certsDir, 3600);
@@ -80,8 +118,8 @@ export class Cluster {
     tokens.close();
     this.startServer();
     await poll('the Pod API', () => this.health(), 30_000);
-    this.spawn('gateway', [
-      'gateway', '--listen', `127.0.0.1:${this.gatewayPort}`, '--server', this.serverAddress,
+    this.spawn('gateway', process.execPath, [
+      BIN, 'gateway', '--listen', `127.0.0.1:${this.gatewayPort}`, '--server', this.serverAddress,
       '--certs-dir', join(this.dir, 'gateway'), '--token-db', join(this.dir, 'gateway', 'tokens.db'),
     ]);
     await poll('the gateway', async () => (await fetch(`${this.gatewayUrl}/healthz`)).ok);
@@ -90,19 +128,28 @@ export class Cluster {
   }
 
   startServer(): void {
-    this.spawn('server', [
-      'server', '--data-dir', this.serverDir, '--listen', this.serverAddress,
+    this.spawn('server', process.execPath, [
+      BIN, 'server', '--data-dir', this.serverDir, '--listen', this.serverAddress,
       '--host-ttl', this.opts.hostTtl, '--heartbeat', this.opts.heartbeat, '--seed', '42',
       '--metrics-listen', `127.0.0.1:${this.metricsPort}`,
     ]);
   }
 
+  /** Starts agent `host` inside its host's network namespace, on that host's engine. */
   startAgent(host: string): void {
-    this.spawn(host, [
-      'agent', '--data-dir', join(this.dir, 'agents', host), '--server', this.serverAddress, '--host-id', host,
-      '--pod', 'test', '--cpu-millis', '2000', '--memory-mib', '2048', '--docker-socket', DOCKER_SOCKET,
-      '--insecure-no-apparmor',
-    ], { PODIUM_JOIN_TOKEN: this.joinToken });
+    const at = this.placeOf(host);
+    const { command, args } = inHost(at, [
+      process.execPath, BIN, 'agent', '--data-dir', join(this.dir, 'agents', host), '--server', this.serverAddress,
+      '--host-id', host, '--pod', 'test', '--cpu-millis', '2000', '--memory-mib', '2048',
+      '--docker-socket', at.dockerSocket, '--insecure-no-apparmor',
+    ]);
+    this.spawn(host, command, args, { PODIUM_JOIN_TOKEN: this.joinToken });
+  }
+
+  /** The pid of process `name` (server, gateway or an agent's host id) while it runs. */
+  pid(name: string): number | undefined {
+    const p = this.procs.get(name);
+    return p && p.exitCode === null && p.signalCode === null ? p.pid : undefined;
   }
 
   /** Sends a signal and waits for the process to exit. */
@@ -120,10 +167,12 @@ export class Cluster {
     this.procs.get(name)?.kill(signal);
   }
 
-  private spawn(name: string, args: string[], env: NodeJS.ProcessEnv = {}): void {
+  private spawn(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): void {
     const log = openSync(join(this.dir, `${name}.log`), 'a');
-    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
+    const p = spawn(command, args, { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
     this.procs.set(name, p);
+    // Should this run be killed before stop(), the test bed's teardown ends these too.
+    if (p.pid !== undefined) registerTestbedProcess(this.testbed.name, p.pid);
   }
 
   log(name: string): string {
@@ -178,18 +227,29 @@ export class Cluster {
     }, timeoutMs);
   }
 
-  /** Containers of this cluster's hosts, as Docker shows them. */
-  async containers(): Promise<Array<{ id: string; labels: Record<string, string>; running: boolean }>> {
-    const all = [];
-    for (const h of this.hosts) all.push(...(await this.engine.listContainers({ 'podium.host': h })));
+  /** Containers of this cluster's hosts, each asked of its own host's engine. */
+  async containers(): Promise<HostContainer[]> {
+    const all: HostContainer[] = [];
+    for (const h of this.hosts) {
+      for (const c of await this.engineOf(h).listContainers({ 'podium.host': h })) all.push({ ...c, host: h });
+    }
     return all;
+  }
+
+  /** Every container of ANY of this cluster's hosts that the engine of `host`'s machine holds:
+   *  on separate hosts, only `host`'s own. */
+  async containersOnEngineOf(host: string): Promise<ContainerSummary[]> {
+    const ours = new Set(this.hosts);
+    return (await this.engineOf(host).listContainers({})).filter((c) => ours.has(c.labels['podium.host'] ?? ''));
   }
 
   async stop(): Promise<void> {
     for (const name of [...this.procs.keys()]) await this.kill(name, 'SIGTERM');
-    for (const c of await this.containers()) await this.engine.removeContainer(c.id).catch(() => undefined);
-    for (const h of this.hosts) {
-      for (const n of await this.engine.listNetworks({ 'podium.host': h })) await this.engine.removeNetwork(n.id).catch(() => undefined);
+    if (this.bed) {
+      for (const c of await this.containers()) await this.engineOf(c.host).removeContainer(c.id).catch(() => undefined);
+      for (const h of this.hosts) {
+        for (const n of await this.engineOf(h).listNetworks({ 'podium.host': h })) await this.engineOf(h).removeNetwork(n.id).catch(() => undefined);
+      }
     }
     if (!process.env.PODIUM_KEEP_TEST_DIR) rmSync(this.dir, { recursive: true, force: true });
   }
