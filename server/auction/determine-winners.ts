@@ -71,8 +71,9 @@ interface Lot {
  * awards are listed in the order they were made; the result is a function of the inputs alone,
  * whatever the order of `bids` and `declines`. A pending lot's Explanation counts every host of
  * `hosts` once, by the first rule that excludes it at the end of the round (pipeline order), else
- * by the reason it declined with when that is an ExclusionReason, else as 'no-bid'.
- * Throws RangeError on duplicate host or lot ids.
+ * by the reason it declined with when that is an ExclusionReason, else as 'no-bid'; the hosts
+ * counted by their answer rather than a rule are `byAgents`. Throws RangeError on duplicate host
+ * or lot ids.
  */
 export function determineWinners(
   hosts: readonly HostView[],
@@ -161,11 +162,14 @@ export function determineWinners(
   for (const lot of lotById.values()) {
     if (awarded.has(lot.view.id)) continue;
     const counts: Partial<Record<ExclusionReason, number>> = {};
+    let byAgents = 0;
     for (const host of hosts) {
-      const reason = firstExclusion(lot.pipeline, host, lot.view, state) ?? declineReason(lot.declines.get(host.id));
+      const byRule = firstExclusion(lot.pipeline, host, lot.view, state);
+      const reason: ExclusionReason = byRule ?? declineReason(lot.declines.get(host.id));
+      if (byRule === undefined) byAgents++;
       counts[reason] = (counts[reason] ?? 0) + 1;
     }
-    pending.set(lot.view.id, explanation(hosts.length, counts));
+    pending.set(lot.view.id, explanation(hosts.length, counts, byAgents));
   }
   return { awards, pending };
 }

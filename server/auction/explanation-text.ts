@@ -44,12 +44,14 @@ export function explanationText(hosts: number, excluded: Partial<Record<Exclusio
   return `${hostsPhrase(hosts)}: ${clauses.join(', ')}`;
 }
 
-/** Builds an Explanation from per-reason counts, dropping zero counts. */
-export function explanation(hosts: number, counts: Partial<Record<ExclusionReason, number>>): Explanation {
+/** Builds an Explanation from per-reason counts, dropping zero counts; `byAgents` as in Explanation. */
+export function explanation(hosts: number, counts: Partial<Record<ExclusionReason, number>>, byAgents = 0): Explanation {
   const excluded: Partial<Record<ExclusionReason, number>> = {};
   for (const reason of ORDER) {
     const n = counts[reason] ?? 0;
     if (n > 0) excluded[reason] = n;
   }
-  return { hosts, excluded, text: explanationText(hosts, excluded) };
+  const why: Explanation = { hosts, excluded, text: explanationText(hosts, excluded) };
+  if (byAgents > 0) why.byAgents = byAgents;
+  return why;
 }

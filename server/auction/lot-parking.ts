@@ -7,9 +7,11 @@ import type { Explanation } from './types';
  * - until the fleet changes, when the server's own rules excluded every host (down, no AppArmor,
  *   constraints, refused, CPU, memory, HA): nothing will be different until a host joins or comes
  *   back, capacity is freed, or the service changes, and each of those calls fleetChanged();
- * - until a time, when some host's reason is one only the agent knows ('image': it may be pulling
- *   it now; 'no-bid': it did not answer, or was not in the round's sample): those can change
- *   without the server hearing of it.
+ * - until a time, when some host was counted by what it answered rather than by the server's
+ *   rules (Explanation.byAgents): a decline ('image': it may be pulling it now; 'ha' or 'memory'
+ *   by its own bookkeeping, which may be about to drop a container) or no bid at all (it did not
+ *   answer, or was not in the round's sample). What an agent knows can change without the server
+ *   hearing of it.
  *
  * Pure bookkeeping: the caller passes the time. Parked lots keep their explanation in the store,
  * so a customer still sees why.
@@ -25,7 +27,7 @@ export class LotParking {
 
   /** Parks a pending lot after a round, by what its explanation says. */
   park(lotId: string, why: Explanation, now: number, retryMs: number): void {
-    const agentOnly = (why.excluded.image ?? 0) > 0 || (why.excluded['no-bid'] ?? 0) > 0;
+    const agentOnly = (why.byAgents ?? 0) > 0;
     this.parked.set(lotId, agentOnly ? { until: now + retryMs } : { epoch: this.epoch });
   }
 

@@ -80,6 +80,13 @@ export interface Explanation {
   excluded: Partial<Record<ExclusionReason, number>>;
   /** e.g. "3 hosts: 2 excluded by memory, 1 by CPU" (see explanation-text.ts). */
   text: string;
+  /**
+   * How many of the hosts were counted by what they answered (a decline, or no bid) rather than
+   * by the server's own rules; absent when none. What an agent knows can change without the
+   * server hearing of it (it finished removing a container, pulled an image), so such a lot is
+   * tried again after a while instead of waiting for the fleet to change.
+   */
+  byAgents?: number;
 }
 
 /** What the auctioneer sends out for one round. */

@@ -21,7 +21,23 @@ export interface Driver {
   readonly dialect: Dialect;
   transaction<T>(fn: (tx: DriverTransaction) => Promise<T>, opts?: { isolation?: Isolation }): Promise<T>;
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /**
+   * A session that can hold the leader lock (PostgreSQL: a session advisory lock on a connection
+   * of its own) and end the backends of a stalled holder. SQLite has no such session: undefined.
+   */
+  lockSession?(key: string): Promise<LockSession>;
   /** Calls `onNotify` whenever another transaction notified `channel`; returns the stop function. */
   listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** A connection that holds (or tries to hold) one session-level lock. */
+export interface LockSession {
+  /** Takes the lock if no live session holds it; true while this session holds it. */
+  tryLock(): Promise<boolean>;
+  /** Ends every database backend of the process `holder` (its application_name), to free what it holds. */
+  terminate(holder: string): Promise<number>;
+  /** True once the session's connection broke (it no longer holds the lock). */
+  readonly lost: boolean;
   close(): Promise<void>;
 }

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { Driver, DriverTransaction, Isolation } from './driver';
+import type { Driver, DriverTransaction, Isolation, LockSession } from './driver';
 import type { Sql } from './sql';
 
 const INT8 = 20;
@@ -96,6 +96,44 @@ export class PostgresDriver implements Driver {
     } finally {
       client.release();
     }
+  }
+
+  async lockSession(key: string): Promise<LockSession> {
+    const client = new pg.Client({ connectionString: this.opts.url, application_name: `podium:${this.opts.processName}`, types: this.types });
+    let lost = false;
+    let held = false;
+    client.on('error', () => {
+      lost = true;
+      held = false;
+    });
+    client.on('end', () => {
+      lost = true;
+      held = false;
+    });
+    await client.connect();
+    return {
+      get lost() {
+        return lost;
+      },
+      tryLock: async () => {
+        if (lost) return false;
+        if (held) return true;
+        const r = await client.query('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]);
+        held = r.rows[0].ok === true;
+        return held;
+      },
+      terminate: async (holder) => {
+        const r = await client.query(
+          `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()`,
+          [`podium:${holder}`],
+        );
+        return Number(r.rows[0].n);
+      },
+      close: async () => {
+        lost = true;
+        await client.end().catch(() => undefined);
+      },
+    };
   }
 
   async listen(channel: string, onNotify: () => void): Promise<() => Promise<void>> {

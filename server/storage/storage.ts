@@ -6,7 +6,7 @@
  * path) is the embedded default, `postgres://…` the replicated one. Both run the same
  * repositories, the same units of work and the same tests.
  */
-import type { Driver, Isolation } from './driver';
+import type { Driver, Isolation, LockSession } from './driver';
 import { EVENTS_CHANNEL, EventFeed } from './event-feed';
 import { migrate } from './migrate';
 import { PostgresDriver } from './postgres-driver';
@@ -85,7 +85,7 @@ export class Storage {
       let unit: UnitOfWork | null = null;
       try {
         const result = await this.driver.transaction(async (tx) => {
-          const uow = new UnitOfWork(tx, this.driver.dialect);
+          const uow = new UnitOfWork(tx, this.driver.dialect, this.now);
           const value = await work(uow);
           if (uow.emitted.length > 0) {
             await tx.lock(EVENTS_LOCK);
@@ -105,9 +105,17 @@ export class Storage {
     }
   }
 
+  /**
+   * A session for the leader lock of `key`, or undefined where the dialect has none (SQLite: one
+   * process per file, and the lease row alone decides).
+   */
+  lockSession(key: string): Promise<LockSession> | undefined {
+    return this.driver.lockSession?.(key);
+  }
+
   /** Reads outside any unit of work; each statement sees what has committed. */
   read<T>(fn: (r: Repositories) => Promise<T>): Promise<T> {
-    return this.driver.read((sql) => fn(new Repositories(sql, this.driver.dialect)));
+    return this.driver.read((sql) => fn(new Repositories(sql, this.driver.dialect, this.now)));
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import { EnvironmentRepository } from './environment-repository';
 import { EventRepository } from './event-repository';
 import { HostRepository } from './host-repository';
 import { InstanceRepository } from './instance-repository';
+import { LeaseRepository } from './lease-repository';
 import { QuotaRepository } from './quota-repository';
 import type { NewEvent } from './records';
 import { ServiceRepository } from './service-repository';
@@ -16,10 +17,12 @@ export class Repositories {
   readonly instances: InstanceRepository;
   readonly events: EventRepository;
   readonly quotas: QuotaRepository;
+  readonly lease: LeaseRepository;
 
   constructor(
     protected readonly sql: Sql,
     readonly dialect: Dialect,
+    clock: () => number = Date.now,
   ) {
     this.hosts = new HostRepository(sql);
     this.environments = new EnvironmentRepository(sql);
@@ -27,6 +30,7 @@ export class Repositories {
     this.instances = new InstanceRepository(sql);
     this.events = new EventRepository(sql);
     this.quotas = new QuotaRepository(sql);
+    this.lease = new LeaseRepository(sql, dialect, clock);
   }
 }
 
@@ -44,8 +48,18 @@ export class UnitOfWork extends Repositories {
   constructor(
     private readonly tx: DriverTransaction,
     dialect: Dialect,
+    clock?: () => number,
   ) {
-    super(tx.sql, dialect);
+    super(tx.sql, dialect, clock);
+  }
+
+  /**
+   * Fails the unit of work (FencedError, never retried) unless the leader lease is still at
+   * `epoch`: every write that only the leader may make (awards, placements, hosts marked down)
+   * begins with it, so a leader that stalled past its lease cannot commit after a new one took over.
+   */
+  fence(epoch: number): Promise<void> {
+    return this.lease.fence(epoch);
   }
 
   /** Appends an event to the log, in this transaction; watchers get it after commit. */

@@ -73,10 +73,13 @@ describe('auction: LotParking', () => {
     assert.equal(p.eligible('l', 1000), true);
   });
 
-  it('parks a lot that an agent-only reason kept out until a retry time', () => {
+  it('parks a lot that some host kept out by its own answer until a retry time', () => {
     const p = new LotParking();
-    p.park('img', explanation(3, { image: 1, memory: 2 }), 1000, 500);
-    p.park('nobid', explanation(3, { 'no-bid': 3 }), 1000, 500);
+    p.park('img', explanation(3, { image: 1, memory: 2 }, 1), 1000, 500);
+    p.park('nobid', explanation(3, { 'no-bid': 3 }, 3), 1000, 500);
+    // An agent's "ha" (it still holds a replica it is about to remove) is its word, not the rule's.
+    p.park('declined-ha', explanation(3, { ha: 3 }, 1), 1000, 500);
+    assert.equal(p.eligible('declined-ha', 1500), true);
     assert.equal(p.eligible('img', 1499), false);
     assert.equal(p.eligible('img', 1500), true);
     assert.equal(p.eligible('nobid', 1500), true);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { AppArmorMode, InstanceState, PlacementPolicy, type Service } from '../../gen/podium/v1/resources';
 import { PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
 import { poll } from '../support/poll';
-import type { ScriptedAgent } from '../support/scripted-agent';
+import { defaultBids, type ScriptedAgent } from '../support/scripted-agent';
 
 function perHost(svc: Service, agents: readonly ScriptedAgent[]): number[] {
   return agents.map((a) => svc.instances.filter((i) => i.host === a.hostId && i.state === InstanceState.INSTANCE_STATE_RUNNING).length);
@@ -121,6 +121,27 @@ describe('placement over real gRPC with scripted agents', function () {
     await poll('requeued', () => h.server.store.listEvents('acme', 'prod', 0).some((e) => e.instance === first.id && e.type === 'instance.requeued'));
     await poll('awarded again', () => a!.messages('award').length === 2);
     await d.running('acme', 'prod', 'web', 1);
+  });
+
+  it('tries again a lot that a host declined by its own bookkeeping, without waiting for the fleet to change', async () => {
+    // Found on real Docker: a host that comes back still holds its old replica of the HA group for
+    // a moment (it removes stale containers after reconciling) and declines "ha"; that is the
+    // agent's word, not the server's rule, and must not park the lot until the next fleet change.
+    const agents = await d.fleet(3);
+    await d.createService('acme', 'prod', { name: 'db', replicas: 3, ha: true });
+    await d.running('acme', 'prod', 'db', 3);
+    const back = agents[2]!;
+    let declines = 1;
+    back.bidScript = (agent, call) => {
+      if (declines-- > 0) return { bids: [], declines: call.lots.map((l) => ({ lotId: l.id, reason: 'ha' })) };
+      return defaultBids(agent, call);
+    };
+    // It loses its replica (the engine lost the container) and reconnects: the replica is requeued.
+    back.close();
+    back.running.clear();
+    back.connect();
+    await poll('called again after declining', () => declines < 0 || undefined, 10_000);
+    await d.running('acme', 'prod', 'db', 3, 10_000);
   });
 
   it('marks a silent host down and places its replicas on another host', async () => {
