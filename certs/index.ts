@@ -32,6 +32,9 @@
 export type { Role, Identity } from './identity';
 export type { Authority } from './authority';
 export { loadOrCreateAuthority } from './load-or-create-authority';
+export { authorityFromPem, createCaPem } from './authority-from-pem';
+export { openSealedSecret, sealSecret } from './sealed-key';
+export { loadOrCreateKeyFile, readKeyFile } from './key-file';
 export { spiffeIdFor, workloadSpiffeId, parseSpiffeId } from './spiffe-id';
 export { isTenantName, TENANT_NAME_RULE } from './tenant-name';
 export { createKeyAndCsr } from './create-key-and-csr';

@@ -1,19 +1,11 @@
 import { constants as fsConstants, promises as fs } from 'node:fs';
-import { randomBytes, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Authority } from './authority';
+import { authorityFromPem, createCaPem } from './authority-from-pem';
 import { fingerprintOf } from './fingerprint-of';
-import { privateKeyToPem, publicKeyDerOf, readPrivateKey } from './private-key';
-import { randomSerialNumber } from './random-serial-number';
 import { assertTrustDomain } from './spiffe-id';
-import { EC_P256, ECDSA_SHA256, webcrypto, x509 } from './x509';
 
-/*
- * Ten years, because rotating the root means re-joining every host; the leaves it signs are short
- * lived instead. One minute of backdating absorbs clock skew between the machines.
- */
-const CA_YEARS = 10;
-const CLOCK_SKEW_MS = 60_000;
 const CERT_FILE = 'ca.crt';
 const KEY_FILE = 'ca.key';
 
@@ -43,7 +35,7 @@ export async function loadOrCreateAuthority(dir: string, trustDomain: string): P
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     await fs.chmod(dir, 0o700); // the umask may have taken bits away; it must not add any either
   }
-  const created = await createCa(trustDomain);
+  const created = await createCaPem(trustDomain);
   const tag = randomBytes(6).toString('hex');
   const tmpKey = path.join(dir, `.${KEY_FILE}.${tag}.tmp`);
   const tmpCert = path.join(dir, `.${CERT_FILE}.${tag}.tmp`);
@@ -65,29 +57,6 @@ export async function loadOrCreateAuthority(dir: string, trustDomain: string): P
   return Object.freeze({ trustDomain, ...created, fingerprint: fingerprintOf(created.caCertPem) });
 }
 
-async function createCa(trustDomain: string): Promise<{ caCertPem: string; caKeyPem: string }> {
-  const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const now = Date.now();
-  const notAfter = new Date(now);
-  notAfter.setUTCFullYear(notAfter.getUTCFullYear() + CA_YEARS);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerialNumber(),
-    // A distinct name per CA, so that an old and a new CA side by side (rotation) never get confused.
-    name: [{ CN: [`Podium CA ${randomBytes(4).toString('hex')}`] }, { O: [trustDomain] }],
-    notBefore: new Date(now - CLOCK_SKEW_MS),
-    notAfter,
-    keys,
-    signingAlgorithm: ECDSA_SHA256,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${trustDomain}` }]),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return { caCertPem: cert.toString('pem'), caKeyPem: await privateKeyToPem(keys.privateKey) };
-}
-
 async function load(certPath: string, keyPath: string, trustDomain: string): Promise<Authority> {
   const keyStat = await fs.stat(keyPath);
   if ((keyStat.mode & 0o077) !== 0) {
@@ -95,33 +64,7 @@ async function load(certPath: string, keyPath: string, trustDomain: string): Pro
     throw new Error(`CA key ${keyPath} is accessible by group or others (mode ${mode}); run chmod 600 on it`);
   }
   const [caCertPem, caKeyPem] = await Promise.all([fs.readFile(certPath, 'utf8'), fs.readFile(keyPath, 'utf8')]);
-
-  let cert: NodeX509Certificate;
-  try {
-    cert = new NodeX509Certificate(caCertPem);
-  } catch {
-    throw new Error(`CA certificate ${certPath} is not a PEM certificate`);
-  }
-  if (!cert.ca) throw new Error(`CA certificate ${certPath} is not a CA certificate (basicConstraints)`);
-  const key = readPrivateKey(caKeyPem, `CA key ${keyPath}`);
-  if (!publicKeyDerOf(key).equals(cert.publicKey.export({ type: 'spki', format: 'der' }))) {
-    throw new Error(`CA key ${keyPath} does not belong to the certificate ${certPath}`);
-  }
-  const parsed = new x509.X509Certificate(caCertPem);
-  const now = new Date();
-  if (now < parsed.notBefore || now > parsed.notAfter) {
-    const from = parsed.notBefore.toISOString();
-    const to = parsed.notAfter.toISOString();
-    throw new Error(`CA certificate ${certPath} is not valid now (valid from ${from} to ${to})`);
-  }
-  const uris = (parsed.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [])
-    .filter((n) => n.type === 'url')
-    .map((n) => n.value);
-  if (uris.length !== 1 || uris[0] !== `spiffe://${trustDomain}`) {
-    const san = uris.join(', ') || 'none';
-    throw new Error(`CA certificate ${certPath} was not made for trust domain ${trustDomain} (its URI SAN: ${san})`);
-  }
-  return Object.freeze({ trustDomain, caCertPem, caKeyPem, fingerprint: fingerprintOf(caCertPem) });
+  return authorityFromPem(trustDomain, caCertPem, caKeyPem, { cert: `CA certificate ${certPath}`, key: `CA key ${keyPath}` });
 }
 
 /** Another process linked ca.key first; give it a moment to put ca.crt in place, then load. */

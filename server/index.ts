@@ -45,6 +45,12 @@ export interface ServerConfig {
   /** A host silent for longer is down and its replicas are placed again. */
   hostTtlMs: number;
   heartbeatIntervalMs: number;
+  /**
+   * After a start, how long hosts that were up have to reconnect before they are marked down
+   * (at least the TTL): agents reconnect with jittered backoff of up to 10 s, so one TTL would
+   * mark a fleet down (and re-place its replicas) just for having waited out its backoff.
+   */
+  restartGraceMs: number;
   /** How often the orchestrator checks replicas and heartbeats. */
   orchestratorIntervalMs: number;
   certLifetimeSeconds: number;
@@ -69,6 +75,7 @@ export const SERVER_DEFAULTS = {
   advertise: [] as readonly string[],
   trustDomain: 'podium.local',
   hostTtlMs: 10_000,
+  restartGraceMs: 15_000,
   heartbeatIntervalMs: 2_000,
   orchestratorIntervalMs: 500,
   certLifetimeSeconds: 24 * 3600,
@@ -119,9 +126,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const ca = await loadOrCreateAuthority(join(config.dataDir, 'ca'), config.trustDomain);
   const store = Store.open(join(config.dataDir, 'podium.db'));
   const now = () => Date.now();
-  // Hosts get a full TTL after a restart to reconnect before their replicas are moved.
+  // Hosts that were up get the restart grace (at least a TTL) to reconnect before anything moves.
   const liveness = new HostLiveness();
-  for (const h of store.listHosts()) if (h.state === 'up') liveness.up(h.id, now());
+  const graceUntil = now() + Math.max(0, config.restartGraceMs - config.hostTtlMs);
+  for (const h of store.listHosts()) if (h.state === 'up') liveness.up(h.id, graceUntil);
 
   const events = new EventEmitter();
   events.setMaxListeners(0);

@@ -62,7 +62,7 @@ export class Cluster {
 
   /** `bringTestbed` gives the hosts: the run's shared test bed unless a caller brings its own. */
   constructor(
-    readonly opts: ClusterOptions = { hostTtl: '3s', heartbeat: '500ms' },
+    readonly opts: ClusterOptions = { hostTtl: '5s', heartbeat: '500ms' },
     private readonly bringTestbed: () => Promise<TestTestbed> = sharedTestbed,
   ) {}
 
