@@ -99,8 +99,13 @@ export async function runDev(opts: DevOptions): Promise<void> {
       tokens.close();
     }
   }
-  const needJoin = DEV_HOSTS.some((h) => !loadIdentity(join(dir, 'agents', h)));
-  const joinToken = needJoin ? await createStoredJoinToken(serverDir, td, 'agent', 3600_000) : '';
+  // One single-use token per host that has no identity yet, bound to its id. It may replace: a dev
+  // host whose key is gone from disk has lost that identity for good, and its old certificate is
+  // better revoked than left to block the id until it expires.
+  const joinTokens = new Map<string, string>();
+  for (const h of DEV_HOSTS) {
+    if (!loadIdentity(join(dir, 'agents', h))) joinTokens.set(h, await createStoredJoinToken(serverDir, td, 'agent', 3600_000, { hostId: h, replace: true }));
+  }
 
   const kernel = kernelAppArmor();
   if (!kernel.enabled) {
@@ -147,6 +152,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   for (const [i, host] of DEV_HOSTS.entries()) {
     const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', POD_API, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', opts.dockerSocket, '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT + i}`];
     if (!kernel.enabled) args.push('--insecure-no-apparmor');
+    const joinToken = joinTokens.get(host);
     start(host, args, joinToken ? { PODIUM_JOIN_TOKEN: joinToken } : {});
   }
   const token = readFileSync(tokenPath, 'utf8').trim();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Role } from '../certs';
 import { startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
-import { SERVER_DEFAULTS, Store, startServer } from '../server';
+import { certificateRecord, nameViolation, SERVER_DEFAULTS, Store, startServer } from '../server';
 import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt } from './config';
 import { runDev } from './dev';
 import { serveMetrics } from './metrics-endpoint';
@@ -77,7 +77,7 @@ export function program(): Command {
     .requiredOption('--data-dir <dir>', 'where the key, certificate and host id are kept')
     .option('--server <host:port>', 'Pod API address', `${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}`)
     .option('--join-token <token>', 'join token (first start only); or PODIUM_JOIN_TOKEN')
-    .option('--host-id <id>', 'host id to ask for at join')
+    .option('--host-id <id>', 'the host id this agent must have: checked against its join token and its stored identity')
     .option('--pod <pod>', 'customer pod of this host', 'default')
     .option('--provider <provider>', 'IaaS provider of this host', 'local')
     .option('--label <k=v>', 'host label (repeatable)', collect, [])
@@ -149,9 +149,16 @@ export function program(): Command {
     .option('--data-dir <dir>', "the server's state directory", './.podium/server')
     .addOption(new Option('--role <role>', 'role of who joins with it').choices(['agent', 'gateway', 'operator']).default('agent'))
     .option('--ttl <duration>', 'how long the token is valid', '24h')
+    .option('--uses <n>', 'how many joins it allows', '1')
+    .option('--host-id <id>', 'bind it to this host id (agents only): the joining host gets exactly this id')
+    .option('--replace', 'let it take over a host id that still holds a valid certificate, revoking that (needs --host-id)', false)
     .option('--trust-domain <td>', 'SPIFFE trust domain', SERVER_DEFAULTS.trustDomain)
     .action(async (o) => {
-      const token = await createStoredJoinToken(o.dataDir, o.trustDomain, o.role as Role, parseDuration('--ttl', o.ttl));
+      const token = await createStoredJoinToken(o.dataDir, o.trustDomain, o.role as Role, parseDuration('--ttl', o.ttl), {
+        uses: parsePositiveInt('--uses', o.uses),
+        hostId: o.hostId,
+        replace: Boolean(o.replace),
+      });
       process.stdout.write(`${token}\n`);
     });
   certs
@@ -195,24 +202,54 @@ export function program(): Command {
   return cmd;
 }
 
-/** Stores a new join token's hash in the server's database and returns the token. */
-export async function createStoredJoinToken(dataDir: string, trustDomain: string, role: Role, ttlMs: number): Promise<string> {
+export interface JoinTokenOptions {
+  /** How many Joins the token allows (default 1). */
+  uses?: number;
+  /** Binds the token to this host id (agents only): a Join gets exactly it. */
+  hostId?: string;
+  /** The Join may take over `hostId` while it holds a valid certificate, revoking that. */
+  replace?: boolean;
+}
+
+/**
+ * Stores a new join token's hash in the server's database and returns the token (printed once,
+ * never stored). Throws ConfigError naming the flag when the options do not make sense: `uses`
+ * not a positive integer, `hostId` not a valid host id or given for another role than agent,
+ * `replace` without `hostId` (there would be no host to replace).
+ */
+export async function createStoredJoinToken(dataDir: string, trustDomain: string, role: Role, ttlMs: number, opts: JoinTokenOptions = {}): Promise<string> {
+  const uses = opts.uses ?? 1;
+  if (!Number.isInteger(uses) || uses <= 0) throw new ConfigError('--uses', `expected a positive integer, got ${uses}`);
+  const hostId = opts.hostId ?? '';
+  if (hostId) {
+    if (role !== 'agent') throw new ConfigError('--host-id', `only agent tokens are bound to a host id, not ${role} tokens`);
+    const v = nameViolation('--host-id', hostId);
+    if (v) throw new ConfigError(v.field, v.description);
+  }
+  if (opts.replace && !hostId) throw new ConfigError('--replace', 'needs --host-id: the host the token may take over');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const ca = await loadOrCreateAuthority(join(dataDir, 'ca'), trustDomain);
   const t = createJoinToken(ca.fingerprint, role);
   const store = Store.open(join(dataDir, 'podium.db'));
   try {
-    store.insertJoinToken({ id: t.id, secretHash: t.secretHash, role, expiresAt: Date.now() + ttlMs });
+    store.insertJoinToken({ id: t.id, secretHash: t.secretHash, role, expiresAt: Date.now() + ttlMs, uses, hostId, replace: Boolean(opts.replace) });
   } finally {
     store.close();
   }
   return t.token;
 }
 
-/** Writes <role>.crt, <role>.key (0600) and ca.crt into `out`. */
+/** Writes <role>.crt, <role>.key (0600) and ca.crt into `out`, and records the certificate in the server's database. */
 export async function issueClientCertificate(dataDir: string, trustDomain: string, role: Role, name: string, out: string, lifetimeSeconds: number): Promise<void> {
   const ca = await loadOrCreateAuthority(join(dataDir, 'ca'), trustDomain);
-  const pair = await issueKeyPair(ca, { role, name, spiffeId: spiffeIdFor(trustDomain, role, name) }, lifetimeSeconds);
+  const identity = { role, name, spiffeId: spiffeIdFor(trustDomain, role, name) };
+  const pair = await issueKeyPair(ca, identity, lifetimeSeconds);
+  const store = Store.open(join(dataDir, 'podium.db'));
+  try {
+    store.recordCertificate(certificateRecord(pair.certPem, identity, 'podium certs issue'));
+  } finally {
+    store.close();
+  }
   mkdirSync(out, { recursive: true, mode: 0o700 });
   writeFileSync(join(out, `${role}.key`), pair.keyPem, { mode: 0o600 });
   writeFileSync(join(out, `${role}.crt`), pair.certPem, { mode: 0o644 });

@@ -45,7 +45,8 @@ export class Cluster {
   gatewayPort = 0;
   metricsPort = 0;
   token = '';
-  private joinToken = '';
+  /** One single-use join token per host, bound to its id. */
+  private readonly joinTokens = new Map<string, string>();
   private readonly procs = new Map<string, ChildProcess>();
 
   constructor(readonly opts: ClusterOptions = { hostTtl: '3s', heartbeat: '500ms' }) {}
@@ -70,7 +71,7 @@ export class Cluster {
     this.metricsPort = await freePort();
     await issueClientCertificate(this.serverDir, 'podium.local', 'operator', 'admin', this.certsDir, 3600);
     await issueClientCertificate(this.serverDir, 'podium.local', 'gateway', 'gw', join(this.dir, 'gateway'), 3600);
-    this.joinToken = await createStoredJoinToken(this.serverDir, 'podium.local', 'agent', 3600_000);
+    for (const h of this.hosts) this.joinTokens.set(h, await createStoredJoinToken(this.serverDir, 'podium.local', 'agent', 3600_000, { hostId: h }));
     const tokens = TokenStore.open(join(this.dir, 'gateway', 'tokens.db'));
     this.token = tokens.create('acme', 'e2e');
     tokens.close();
@@ -98,7 +99,7 @@ export class Cluster {
       'agent', '--data-dir', join(this.dir, 'agents', host), '--server', this.serverAddress, '--host-id', host,
       '--pod', 'test', '--cpu-millis', '2000', '--memory-mib', '2048', '--docker-socket', DOCKER_SOCKET,
       '--insecure-no-apparmor',
-    ], { PODIUM_JOIN_TOKEN: this.joinToken });
+    ], { PODIUM_JOIN_TOKEN: this.joinTokens.get(host) ?? '' });
   }
 
   /** Sends a signal and waits for the process to exit. */
