@@ -3,12 +3,22 @@
  * (STYLE 4), and the only one that reads flags.
  */
 import { Command, Option } from 'commander';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Role } from '../certs';
+import { canonicalSerial, createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Role } from '../certs';
 import { startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
-import { certificateRecord, nameViolation, SERVER_DEFAULTS, Store, startServer } from '../server';
+import {
+  certificateRecord,
+  DEFAULT_REVOKE_REASON,
+  nameViolation,
+  reasonViolation,
+  revokeCertificate,
+  revokeHost,
+  SERVER_DEFAULTS,
+  Store,
+  startServer,
+} from '../server';
 import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt } from './config';
 import { runDev } from './dev';
 import { serveMetrics } from './metrics-endpoint';
@@ -162,6 +172,16 @@ export function program(): Command {
       process.stdout.write(`${token}\n`);
     });
   certs
+    .command('revoke')
+    .description('revoke a host (every certificate of it; its instances are placed again) or one certificate; works with the server running or stopped')
+    .option('--data-dir <dir>', "the server's state directory", './.podium/server')
+    .option('--host <id>', 'revoke every certificate of this host, mark it down and re-place its instances')
+    .option('--serial <hex>', 'revoke one certificate by its serial number (hex; colons and case do not matter)')
+    .option('--reason <text>', 'why (kept with the revocation, shown in events)', DEFAULT_REVOKE_REASON)
+    .action((o) => {
+      process.stdout.write(`${revokeFromCli(o.dataDir, { host: o.host, serial: o.serial, reason: o.reason })}\n`);
+    });
+  certs
     .command('issue')
     .description('issue a client certificate directly from the CA (operators, gateways)')
     .option('--data-dir <dir>', "the server's state directory", './.podium/server')
@@ -237,6 +257,44 @@ export async function createStoredJoinToken(dataDir: string, trustDomain: string
     store.close();
   }
   return t.token;
+}
+
+/**
+ * `podium certs revoke`: writes the revocation to the server's database (a running server takes
+ * it up within a second) and returns what to print. Exactly one of `host` and `serial`. Throws
+ * ConfigError for bad flags, Error for an unknown host or serial.
+ */
+export function revokeFromCli(dataDir: string, what: { host?: string; serial?: string; reason: string }): string {
+  if ((what.host === undefined) === (what.serial === undefined)) throw new ConfigError('--host/--serial', 'give exactly one of them');
+  const reason = what.reason.trim() || DEFAULT_REVOKE_REASON;
+  const bad = reasonViolation(reason);
+  if (bad) throw new ConfigError('--reason', bad.description);
+  const dbPath = join(dataDir, 'podium.db');
+  if (!existsSync(dbPath)) throw new ConfigError('--data-dir', `no server state at ${dbPath}`);
+  const store = Store.open(dbPath);
+  try {
+    if (what.host !== undefined) {
+      const v = nameViolation('--host', what.host);
+      if (v) throw new ConfigError(v.field, v.description);
+      const done = revokeHost(store, what.host, reason);
+      if (!done) throw new Error(`host "${what.host}" is not known to this Pod API`);
+      const serials = done.revoked.map((c) => c.serial);
+      return (
+        `revoked host ${what.host}: ${serials.length} certificate${serials.length === 1 ? '' : 's'}${serials.length ? ` (${serials.join(', ')})` : ''}; ` +
+        `${done.lost.length} instance${done.lost.length === 1 ? '' : 's'} to be placed again`
+      );
+    }
+    const serial = canonicalSerial(what.serial!);
+    if (serial === null) throw new ConfigError('--serial', 'expected a certificate serial number in hex');
+    const done = revokeCertificate(store, serial, reason);
+    if (!done) throw new Error(`no certificate with serial ${serial} was issued by this Pod API`);
+    const c = done.certificate;
+    return done.already
+      ? `certificate ${serial} (${c.role} ${c.name}) was already revoked at ${new Date(c.revokedAt!).toISOString()}`
+      : `revoked certificate ${serial} (${c.role} ${c.name})`;
+  } finally {
+    store.close();
+  }
 }
 
 /** Writes <role>.crt, <role>.key (0600) and ca.crt into `out`, and records the certificate in the server's database. */

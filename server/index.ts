@@ -33,6 +33,8 @@ import { TlsListener, type TlsIdentity } from './tls-listener';
 export { Store } from './store';
 export { PodiumError } from './errors';
 export { certificateRecord } from './certificate-service';
+export { revokeCertificate, revokeHost, DEFAULT_REVOKE_REASON, type HostRevocation } from './revocation';
+export { reasonViolation } from './revoke-host';
 export { nameViolation } from './validation';
 
 /** Events after which this process's revocation list is read again at once (see RevocationList). */

@@ -26,6 +26,7 @@ import type { AgentSessions } from './agent-sessions';
 import { authorize, callerTenant, type CaTrust } from './auth';
 import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import type { Orchestrator } from './orchestrator';
+import { revokeHostHandler } from './revoke-host';
 import type { EventRecord, HostRecord, InstanceRecord, ServiceRecord, Store } from './store';
 import { nameViolation, validateEnvironmentName, validateService } from './validation';
 
@@ -260,5 +261,6 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },
+    revokeHost: revokeHostHandler(deps),
   };
 }

@@ -511,6 +511,7 @@ describe('gateway', function () {
         '/v1/environments/{environment}/services/{service}',
         '/v1/events',
         '/v1/hosts',
+        '/v1/hosts/{host}:revoke',
       ]);
       const create = doc.paths['/v1/environments/{environment}/services'].post;
       assert.equal(create.operationId, 'PodApi_CreateService');
