@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { promisify } from 'node:util';
@@ -75,8 +76,12 @@ describe('revocation: refused at the handshake, live sessions closed within a se
     await h.close();
   });
 
-  async function connected(hostId: string): Promise<ScriptedAgent> {
-    const a = await ScriptedAgent.join(h.address, await h.joinToken({ hostId }), {}, hostId);
+  /**
+   * A joined, connected agent. `silent` sends no heartbeats: a host marked down closes its own
+   * session at its next heartbeat, and a test of the connection being cut must not lean on that.
+   */
+  async function connected(hostId: string, opts: { silent?: boolean } = {}): Promise<ScriptedAgent> {
+    const a = await ScriptedAgent.join(h.address, await h.joinToken({ hostId }), opts.silent ? { heartbeatMs: 0 } : {}, hostId);
     agents.push(a);
     a.connect();
     await a.welcomed();
@@ -98,7 +103,7 @@ describe('revocation: refused at the handshake, live sessions closed within a se
   }
 
   it('RevokeHost: the stream ends within 1 s, the reconnect is refused at the handshake, the instances move', async () => {
-    const a = await connected('host-a');
+    const a = await connected('host-a', { silent: true });
     await deploy('web', 2, 'host-a');
     const b = await connected('host-b');
     const pairA = { keyPem: a.identity.keyPem, certPem: a.identity.certPem, caPem: a.identity.caPem };
@@ -110,6 +115,7 @@ describe('revocation: refused at the handshake, live sessions closed within a se
     const ms = a.endedAt! - t0;
     process.stdout.write(`      (host-a's stream ended ${ms} ms after RevokeHost was called)\n`);
     assert.ok(ms < 1_000, `the stream ended after ${ms} ms`);
+    assert.match(a.ended!, /UNAVAILABLE/, 'the connection was cut, not the stream ended by the session');
     assert.deepEqual(res, { revokedSerials: [serialNumberOf(a.identity.certPem)], lostInstances: 2 });
     assert.equal(b.ended, null);
 
@@ -182,7 +188,7 @@ describe('revocation: refused at the handshake, live sessions closed within a se
   });
 
   it('a revocation by the real CLI, in another process, takes effect within 1 s', async () => {
-    const a = await connected('host-a');
+    const a = await connected('host-a', { silent: true });
     const { stdout } = await run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--host', 'host-a', '--reason', 'decommissioned']);
     const cliDone = Date.now();
     assert.match(stdout, new RegExp(`^revoked host host-a: 1 certificate \\(${serialNumberOf(a.identity.certPem)}\\); 0 instances to be placed again`));
@@ -190,11 +196,17 @@ describe('revocation: refused at the handshake, live sessions closed within a se
     const ms = a.endedAt! - cliDone;
     process.stdout.write(`      (host-a's stream ended ${ms} ms after podium certs revoke exited)\n`);
     assert.ok(ms < 1_000, `the stream ended ${ms} ms after the CLI`);
+    assert.match(a.ended!, /UNAVAILABLE/, 'the connection was cut, not the stream ended by the session');
     assert.equal(h.server.store.getHost('host-a')!.state, 'down');
   });
 
   it('the CLI revokes one certificate by serial (any case, with colons): an operator connection is cut', async () => {
-    const pair = await h.clientKeyPair('operator', 'ops-2');
+    // Issued by the real `podium certs issue`, which records what it issues.
+    const out = join(h.dir, 'ops-2');
+    await run(process.execPath, [BIN, 'certs', 'issue', '--data-dir', h.dataDir, '--role', 'operator', '--name', 'ops-2', '--out', out, '--lifetime', '1h']);
+    const read = (f: string) => readFileSync(join(out, f), 'utf8');
+    const pair = { caPem: read('ca.crt'), keyPem: read('operator.key'), certPem: read('operator.crt'), serial: serialNumberOf(read('operator.crt')) };
+    assert.equal(h.server.store.getCertificate(pair.serial)?.issuedBy, 'podium certs issue');
     const client = new PodApiClient(h.address, credentials.createSsl(Buffer.from(pair.caPem), Buffer.from(pair.keyPem), Buffer.from(pair.certPem)));
     try {
       await call(client, 'listHosts', {});
