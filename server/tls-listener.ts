@@ -13,6 +13,7 @@
  * read from the SAN, per RPC (auth.ts); a connection without a valid certificate is served, and
  * every RPC but Join refuses it.
  */
+import type * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { canonicalSerial } from '../certs';
@@ -45,13 +46,18 @@ export interface TlsListenerOptions {
 }
 
 export class TlsListener {
-  private readonly connections = new Set<tls.TLSSocket>();
+  /** Every TCP connection, from accept on: close() must also end those still in their handshake. */
+  private readonly connections = new Set<net.Socket>();
   private readonly bySerial = new Map<string, Set<tls.TLSSocket>>();
 
   private constructor(
     private readonly server: tls.Server,
     private readonly opts: TlsListenerOptions,
   ) {
+    server.on('connection', (socket: net.Socket) => {
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+    });
     server.on('secureConnection', (socket) => this.admit(socket));
     // A failed handshake (a scanner, a client that does not trust us) is the client's problem.
     server.on('tlsClientError', (err) => opts.log.debug({ err: err.message }, 'TLS handshake failed'));
@@ -99,12 +105,7 @@ export class TlsListener {
     return n;
   }
 
-  /** Live connections (admitted and not yet closed). */
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
-  /** Stops listening and destroys every connection left; resolves when the listener has closed. */
+  /** Stops listening and destroys every connection left, handshaking or not; resolves when the listener has closed. */
   close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.connections) socket.destroy();
@@ -127,19 +128,15 @@ export class TlsListener {
         return;
       }
     }
-    this.connections.add(socket);
     if (serial !== null) {
       let set = this.bySerial.get(serial);
       if (!set) this.bySerial.set(serial, (set = new Set()));
       set.add(socket);
+      socket.once('close', () => {
+        set!.delete(socket);
+        if (set!.size === 0 && this.bySerial.get(serial) === set) this.bySerial.delete(serial);
+      });
     }
-    socket.once('close', () => {
-      this.connections.delete(socket);
-      if (serial === null) return;
-      const set = this.bySerial.get(serial);
-      set?.delete(socket);
-      if (set?.size === 0) this.bySerial.delete(serial);
-    });
     this.opts.accept(socket);
   }
 }
