@@ -235,16 +235,24 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // TLS is the listener's: grpc-js sees connections that are already secure and admitted.
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
   const tlsLog = log.child({ module: 'tls' });
-  listener = await TlsListener.listen({
-    host: config.host,
-    port: config.port,
-    caPem: ca.caCertPem,
-    identity: await issueServerIdentity(),
-    revoked: (serial) => revocations.get(serial),
-    accept: (socket) => injector.injectConnection(socket),
-    onRefused: (peer) => metrics.refusedHandshakes.inc({ role: peer.role }),
-    log: tlsLog,
-  });
+  try {
+    listener = await TlsListener.listen({
+      host: config.host,
+      port: config.port,
+      caPem: ca.caCertPem,
+      identity: await issueServerIdentity(),
+      revoked: (serial) => revocations.get(serial),
+      accept: (socket) => injector.injectConnection(socket),
+      onRefused: (peer) => metrics.refusedHandshakes.inc({ role: peer.role }),
+      log: tlsLog,
+    });
+  } catch (err) {
+    // Not listening (the port is taken, say): leave nothing behind.
+    revocations.stop();
+    auctioneer.stop();
+    store.close();
+    throw err;
+  }
   const tlsListener = listener;
   const rotation = setInterval(() => {
     issueServerIdentity().then(

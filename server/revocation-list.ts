@@ -61,7 +61,8 @@ export class RevocationList {
     for (const c of fresh) this.revoked.set(c.serial, c);
     this.revision = revision;
     if (fresh.length > 0) {
-      this.log.info({ revision, serials: fresh.map((c) => c.serial) }, 'revocations loaded');
+      // At start the whole list is loaded: name the serials only when there are few.
+      this.log.info({ revision, count: fresh.length, serials: fresh.length <= 20 ? fresh.map((c) => c.serial) : undefined }, 'revocations loaded');
       this.onRevoked(fresh);
     }
     return fresh;
