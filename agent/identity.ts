@@ -90,7 +90,12 @@ export function pinCa(address: string, fingerprint: string, timeoutMs = 10_000):
   });
 }
 
-/** Joins the fleet with a token; returns the new identity (not yet saved). */
+/**
+ * Joins the fleet with a token; returns the new identity (not yet saved). `requestedHostId` is a
+ * check, not a claim: the server gives the id the token is bound to (or one it picks for an
+ * unbound token, which then must be joined with an empty `requestedHostId`), and the join fails
+ * unless what comes back is the id asked for.
+ */
 export async function joinFleet(address: string, token: string, requestedHostId: string): Promise<AgentIdentity> {
   const { fingerprint } = parseJoinToken(token);
   const caPem = await pinCa(address, fingerprint);
@@ -101,6 +106,9 @@ export async function joinFleet(address: string, token: string, requestedHostId:
       client.join({ token, csrPem, hostId: requestedHostId }, new Metadata(), { deadline: Date.now() + 15_000 }, (err, r) => (err ? reject(err) : resolve(r!))),
     );
     if (fingerprintOf(res.caPem) !== fingerprint) throw new Error('the Join answer carries a CA other than the pinned one');
+    if (requestedHostId && res.hostId !== requestedHostId) {
+      throw new Error(`joined as host ${res.hostId}, not ${requestedHostId} as asked`);
+    }
     return { hostId: res.hostId, keyPem, certPem: res.certificatePem, caPem };
   } finally {
     client.close();

@@ -17,7 +17,10 @@ export interface AgentConfig {
   serverAddress: string;
   /** Needed on first start only. */
   joinToken?: string;
-  /** The host id asked for at join; the server picks one when empty. */
+  /**
+   * The host id this agent must have, as a check: at join it must be the one the token is bound
+   * to, and later the one in the stored identity. The id itself comes from the token or the server.
+   */
   hostId?: string;
   pod: string;
   provider: string;
@@ -45,6 +48,9 @@ export function appArmorMode(kernelEnforces: boolean, insecureNoAppArmor: boolea
 export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   const log = config.logger;
   let identity = loadIdentity(config.dataDir);
+  if (identity && config.hostId && identity.hostId !== config.hostId) {
+    throw new Error(`--host-id ${config.hostId} does not match the identity in ${config.dataDir}, which is host ${identity.hostId}`);
+  }
   if (!identity) {
     if (!config.joinToken) throw new Error(`no identity in ${config.dataDir} and no join token given (--join-token)`);
     identity = await joinFleet(config.serverAddress, config.joinToken, config.hostId ?? '');

@@ -46,3 +46,4 @@ export { createJoinToken, parseJoinToken } from './join-token';
 export { hashSecret, secretMatches } from './hash-secret';
 export { renewalTime } from './renewal-time';
 export { validityOf } from './validity-of';
+export { canonicalSerial, serialNumberOf } from './serial-number';

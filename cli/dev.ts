@@ -141,8 +141,15 @@ export async function runDev(opts: DevOptions): Promise<void> {
       tokens.close();
     }
   }
-  const needJoin = DEV_HOSTS.some((h) => !loadIdentity(join(dir, 'agents', h)));
-  const joinToken = needJoin ? await createStoredJoinToken(serverDir, td, 'agent', 3600_000) : '';
+  // A token per host that has no identity yet, bound to its id. It may replace: a dev host whose
+  // key is gone from disk has lost that identity for good, and its old certificate is better
+  // revoked than left to block the id until it expires. Three uses, not one: the supervisor
+  // restarts an agent with the same token, and one that died between its Join and saving the
+  // identity must be able to join again (replacing the certificate it never kept).
+  const joinTokens = new Map<string, string>();
+  for (const h of DEV_HOSTS) {
+    if (!loadIdentity(join(dir, 'agents', h))) joinTokens.set(h, await createStoredJoinToken(serverDir, td, 'agent', 3600_000, { hostId: h, replace: true, uses: 3 }));
+  }
 
   const kernel = kernelAppArmor();
   if (!kernel.enabled) {
@@ -194,6 +201,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
       const on = devHosts.hosts[i]!;
       const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', podApi, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', on.dockerSocket, '--metrics-listen', `${on.address}:${AGENT_METRICS_PORT + i}`];
       if (!kernel.enabled) args.push('--insecure-no-apparmor');
+      const joinToken = joinTokens.get(host);
       start(host, args, joinToken ? { PODIUM_JOIN_TOKEN: joinToken } : {});
     }
     await waitFor(

@@ -3,12 +3,22 @@
  * (STYLE 4), and the only one that reads flags.
  */
 import { Command, Option } from 'commander';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, TENANT_NAME_RULE, type Role } from '../certs';
+import { canonicalSerial, createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, TENANT_NAME_RULE, type Role } from '../certs';
 import { startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
-import { SERVER_DEFAULTS, Store, startServer } from '../server';
+import {
+  certificateRecord,
+  DEFAULT_REVOKE_REASON,
+  nameViolation,
+  reasonViolation,
+  revokeCertificate,
+  revokeHost,
+  SERVER_DEFAULTS,
+  Store,
+  startServer,
+} from '../server';
 import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseTenant } from './config';
 import { runDev } from './dev';
 import { DEV_HOSTS_KINDS, type DevHostsKind } from './dev-hosts';
@@ -89,7 +99,7 @@ export function program(): Command {
     .requiredOption('--data-dir <dir>', 'where the key, certificate and host id are kept')
     .option('--server <host:port>', 'Pod API address', `${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}`)
     .option('--join-token <token>', 'join token (first start only); or PODIUM_JOIN_TOKEN')
-    .option('--host-id <id>', 'host id to ask for at join')
+    .option('--host-id <id>', 'the host id this agent must have: checked against its join token and its stored identity')
     .option('--pod <pod>', 'customer pod of this host', 'default')
     .option('--provider <provider>', 'IaaS provider of this host', 'local')
     .option('--label <k=v>', 'host label (repeatable)', collect, [])
@@ -161,10 +171,27 @@ export function program(): Command {
     .option('--data-dir <dir>', "the server's state directory", './.podium/server')
     .addOption(new Option('--role <role>', 'role of who joins with it').choices(['agent', 'gateway', 'operator']).default('agent'))
     .option('--ttl <duration>', 'how long the token is valid', '24h')
+    .option('--uses <n>', 'how many joins it allows', '1')
+    .option('--host-id <id>', 'bind it to this host id (agents only): the joining host gets exactly this id')
+    .option('--replace', 'let it take over a host id that still holds a valid certificate, revoking that (needs --host-id)', false)
     .option('--trust-domain <td>', 'SPIFFE trust domain', SERVER_DEFAULTS.trustDomain)
     .action(async (o) => {
-      const token = await createStoredJoinToken(o.dataDir, o.trustDomain, o.role as Role, parseDuration('--ttl', o.ttl));
+      const token = await createStoredJoinToken(o.dataDir, o.trustDomain, o.role as Role, parseDuration('--ttl', o.ttl), {
+        uses: parsePositiveInt('--uses', o.uses),
+        hostId: o.hostId,
+        replace: Boolean(o.replace),
+      });
       process.stdout.write(`${token}\n`);
+    });
+  certs
+    .command('revoke')
+    .description('revoke a host (every certificate of it; its instances are placed again) or one certificate; works with the server running or stopped')
+    .option('--data-dir <dir>', "the server's state directory", './.podium/server')
+    .option('--host <id>', 'revoke every certificate of this host, mark it down and re-place its instances')
+    .option('--serial <hex>', 'revoke one certificate by its serial number (hex; colons and case do not matter)')
+    .option('--reason <text>', 'why (kept with the revocation, shown in events)', DEFAULT_REVOKE_REASON)
+    .action((o) => {
+      process.stdout.write(`${revokeFromCli(o.dataDir, { host: o.host, serial: o.serial, reason: o.reason })}\n`);
     });
   certs
     .command('issue')
@@ -215,24 +242,92 @@ export function program(): Command {
   return cmd;
 }
 
-/** Stores a new join token's hash in the server's database and returns the token. */
-export async function createStoredJoinToken(dataDir: string, trustDomain: string, role: Role, ttlMs: number): Promise<string> {
+export interface JoinTokenOptions {
+  /** How many Joins the token allows (default 1). */
+  uses?: number;
+  /** Binds the token to this host id (agents only): a Join gets exactly it. */
+  hostId?: string;
+  /** The Join may take over `hostId` while it holds a valid certificate, revoking that. */
+  replace?: boolean;
+}
+
+/**
+ * Stores a new join token's hash in the server's database and returns the token (printed once,
+ * never stored). Throws ConfigError naming the flag when the options do not make sense: `uses`
+ * not a positive integer, `hostId` not a valid host id or given for another role than agent,
+ * `replace` without `hostId` (there would be no host to replace).
+ */
+export async function createStoredJoinToken(dataDir: string, trustDomain: string, role: Role, ttlMs: number, opts: JoinTokenOptions = {}): Promise<string> {
+  const uses = opts.uses ?? 1;
+  if (!Number.isInteger(uses) || uses <= 0) throw new ConfigError('--uses', `expected a positive integer, got ${uses}`);
+  const hostId = opts.hostId ?? '';
+  if (hostId) {
+    if (role !== 'agent') throw new ConfigError('--host-id', `only agent tokens are bound to a host id, not ${role} tokens`);
+    const v = nameViolation('--host-id', hostId);
+    if (v) throw new ConfigError(v.field, v.description);
+  }
+  if (opts.replace && !hostId) throw new ConfigError('--replace', 'needs --host-id: the host the token may take over');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const ca = await loadOrCreateAuthority(join(dataDir, 'ca'), trustDomain);
   const t = createJoinToken(ca.fingerprint, role);
   const store = Store.open(join(dataDir, 'podium.db'));
   try {
-    store.insertJoinToken({ id: t.id, secretHash: t.secretHash, role, expiresAt: Date.now() + ttlMs });
+    store.insertJoinToken({ id: t.id, secretHash: t.secretHash, role, expiresAt: Date.now() + ttlMs, uses, hostId, replace: Boolean(opts.replace) });
   } finally {
     store.close();
   }
   return t.token;
 }
 
-/** Writes <role>.crt, <role>.key (0600) and ca.crt into `out`. */
+/**
+ * `podium certs revoke`: writes the revocation to the server's database (a running server takes
+ * it up within a second) and returns what to print. Exactly one of `host` and `serial`. Throws
+ * ConfigError for bad flags, Error for an unknown host or serial.
+ */
+export function revokeFromCli(dataDir: string, what: { host?: string; serial?: string; reason: string }): string {
+  if ((what.host === undefined) === (what.serial === undefined)) throw new ConfigError('--host/--serial', 'give exactly one of them');
+  const reason = what.reason.trim() || DEFAULT_REVOKE_REASON;
+  const bad = reasonViolation(reason);
+  if (bad) throw new ConfigError('--reason', bad.description);
+  const dbPath = join(dataDir, 'podium.db');
+  if (!existsSync(dbPath)) throw new ConfigError('--data-dir', `no server state at ${dbPath}`);
+  const store = Store.open(dbPath);
+  try {
+    if (what.host !== undefined) {
+      const v = nameViolation('--host', what.host);
+      if (v) throw new ConfigError(v.field, v.description);
+      const done = revokeHost(store, what.host, reason);
+      if (!done) throw new Error(`host "${what.host}" is not known to this Pod API`);
+      const serials = done.revoked.map((c) => c.serial);
+      return (
+        `revoked host ${what.host}: ${serials.length} certificate${serials.length === 1 ? '' : 's'}${serials.length ? ` (${serials.join(', ')})` : ''}; ` +
+        `${done.lost.length} instance${done.lost.length === 1 ? '' : 's'} to be placed again`
+      );
+    }
+    const serial = canonicalSerial(what.serial!);
+    if (serial === null) throw new ConfigError('--serial', 'expected a certificate serial number in hex');
+    const done = revokeCertificate(store, serial, reason);
+    if (!done) throw new Error(`no certificate with serial ${serial} was issued by this Pod API`);
+    const c = done.certificate;
+    return done.already
+      ? `certificate ${serial} (${c.role} ${c.name}) was already revoked at ${new Date(c.revokedAt!).toISOString()}`
+      : `revoked certificate ${serial} (${c.role} ${c.name})`;
+  } finally {
+    store.close();
+  }
+}
+
+/** Writes <role>.crt, <role>.key (0600) and ca.crt into `out`, and records the certificate in the server's database. */
 export async function issueClientCertificate(dataDir: string, trustDomain: string, role: Role, name: string, out: string, lifetimeSeconds: number): Promise<void> {
   const ca = await loadOrCreateAuthority(join(dataDir, 'ca'), trustDomain);
-  const pair = await issueKeyPair(ca, { role, name, spiffeId: spiffeIdFor(trustDomain, role, name) }, lifetimeSeconds);
+  const identity = { role, name, spiffeId: spiffeIdFor(trustDomain, role, name) };
+  const pair = await issueKeyPair(ca, identity, lifetimeSeconds);
+  const store = Store.open(join(dataDir, 'podium.db'));
+  try {
+    store.recordCertificate(certificateRecord(pair.certPem, identity, 'podium certs issue'));
+  } finally {
+    store.close();
+  }
   mkdirSync(out, { recursive: true, mode: 0o700 });
   writeFileSync(join(out, `${role}.key`), pair.keyPem, { mode: 0o600 });
   writeFileSync(join(out, `${role}.crt`), pair.certPem, { mode: 0o644 });

@@ -2,12 +2,13 @@
  * Who is calling. Every RPC but Join needs a client certificate signed by our CA; the caller's role
  * and name come from that certificate's SPIFFE id, never from a field in a message.
  *
- * grpc-js is told not to insist on a client certificate at the handshake (Join must work without
- * one), so each handler checks the peer certificate itself through `authorize`, with the roles
- * that may call it written next to it.
+ * The TLS listener (tls-listener.ts) does not insist on a client certificate at the handshake
+ * (Join must work without one), so each handler checks the peer certificate itself through
+ * `authorize`, with the roles that may call it written next to it. The listener already refuses
+ * revoked certificates; `authorize` refuses them again, so that a gap in one layer is not a hole.
  */
 import { status, type ServerUnaryCall } from '@grpc/grpc-js';
-import { isTenantName, TENANT_NAME_RULE, verifyPeer, type Identity, type Role } from '../certs';
+import { canonicalSerial, isTenantName, TENANT_NAME_RULE, verifyPeer, type Identity, type Role } from '../certs';
 import { PodiumError } from './errors';
 
 /** What authorization needs of any kind of call (unary or streaming). */
@@ -16,6 +17,8 @@ export type ServerSurfaceCall = Pick<ServerUnaryCall<unknown, unknown>, 'getAuth
 export interface CaTrust {
   trustDomain: string;
   caCertPem: string;
+  /** True when the certificate with this canonical serial has been revoked (see RevocationList). */
+  isRevoked(serial: string): boolean;
 }
 
 /** The verified identity of the peer, or null when it presented no certificate of ours. */
@@ -25,10 +28,22 @@ export function peerIdentity(call: ServerSurfaceCall, ca: CaTrust): Identity | n
   return verifyPeer(ca, cert.raw);
 }
 
-/** Throws UNAUTHENTICATED without a valid certificate, PERMISSION_DENIED for another role. */
+/** The canonical serial of the peer's certificate, or null when it presented none. */
+export function peerSerial(call: ServerSurfaceCall): string | null {
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  return cert?.serialNumber ? canonicalSerial(cert.serialNumber) : null;
+}
+
+/**
+ * Throws UNAUTHENTICATED without a valid certificate or with a revoked one, PERMISSION_DENIED
+ * for another role.
+ */
 export function authorize(call: ServerSurfaceCall, ca: CaTrust, roles: readonly Role[]): Identity {
   const id = peerIdentity(call, ca);
   if (!id) throw new PodiumError(status.UNAUTHENTICATED, 'a client certificate issued by this Pod API is required');
+  const serial = peerSerial(call);
+  if (serial === null) throw new PodiumError(status.UNAUTHENTICATED, 'the client certificate has no readable serial number');
+  if (ca.isRevoked(serial)) throw new PodiumError(status.UNAUTHENTICATED, 'this client certificate has been revoked');
   if (!roles.includes(id.role)) {
     throw new PodiumError(status.PERMISSION_DENIED, `role ${id.role} may not call this method`);
   }

@@ -2,6 +2,13 @@
  * CertificateService: Join (a join token and a CSR for a certificate) and Renew (a new
  * certificate for the caller's own identity). Join is the only RPC open to callers without a
  * client certificate: the token's secret is the credential, and only its hash is stored.
+ *
+ * Host identity cannot be taken by asking for it. A token has a number of uses (one by default)
+ * and an expiry; a use is consumed in the same transaction that records the certificate, so two
+ * Joins racing for the last use yield one certificate. The host id comes from the token (bound
+ * with `--host-id`) or from the server (`host-<8 hex>`), never from the request alone; and a host
+ * id that already holds a valid certificate is refused unless the token was made to replace it,
+ * in which case the earlier certificates are revoked and their live sessions closed.
  */
 import { status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
@@ -13,59 +20,69 @@ import type {
   RenewRequest,
   RenewResponse,
 } from '../gen/podium/v1/certificate';
-import { parseJoinToken, secretMatches, signCsr, spiffeIdFor, type Authority, type Role } from '../certs';
-import { authorize } from './auth';
-import { assertNoViolations, PodiumError, toServiceError } from './errors';
-import type { Store } from './store';
-import { nameViolation } from './validation';
+import {
+  parseJoinToken,
+  secretMatches,
+  serialNumberOf,
+  signCsr,
+  spiffeIdFor,
+  validityOf,
+  type Authority,
+  type Identity,
+  type Role,
+} from '../certs';
+import { authorize, peerSerial, type CaTrust } from './auth';
+import { PodiumError, toServiceError } from './errors';
+import type { JoinTokenRecord, NewCertificate, Store } from './store';
 
 const JOINABLE: readonly Role[] = ['agent', 'gateway', 'operator'];
 
 export interface CertificateServiceDeps {
   store: Store;
+  /** Signs the certificates. */
   ca: Authority;
+  /** Judges the callers of Renew (revocation included). */
+  trust: CaTrust;
   /** Lifetime of issued certificates, in seconds. */
   certLifetimeSeconds: number;
   log: Logger;
 }
 
-const INVALID_TOKEN = 'join token is unknown, expired or wrong';
+/** One message for every bad token, so that a caller learns nothing about which tokens exist. */
+const INVALID_TOKEN = 'join token is unknown, expired, used up or wrong';
+const NO_HASH = '0'.repeat(64);
 
 export function certificateHandlers(deps: CertificateServiceDeps): CertificateServiceServer {
+  const { store } = deps;
   return {
     join: async (call: ServerUnaryCall<JoinRequest, JoinResponse>, callback: sendUnaryData<JoinResponse>) => {
       try {
-        let parsed: ReturnType<typeof parseJoinToken>;
-        try {
-          parsed = parseJoinToken(call.request.token);
-        } catch (err) {
-          throw PodiumError.invalid('token', (err as Error).message);
-        }
-        if (parsed.fingerprint !== deps.ca.fingerprint) {
-          throw new PodiumError(status.UNAUTHENTICATED, 'join token was made for another Pod API (CA fingerprint differs)');
-        }
-        const stored = deps.store.getJoinToken(parsed.id);
-        if (!stored || stored.expiresAt < Date.now() || !secretMatches(parsed.secret, stored.secretHash)) {
-          throw new PodiumError(status.UNAUTHENTICATED, INVALID_TOKEN);
-        }
-        const role = stored.role as Role;
-        if (!JOINABLE.includes(role)) throw new PodiumError(status.UNAUTHENTICATED, INVALID_TOKEN);
-        let name = call.request.hostId;
-        if (name) {
-          const v = nameViolation('host_id', name);
-          if (v) assertNoViolations([v]);
-        } else {
-          name = `${role === 'agent' ? 'host' : role}-${randomBytes(4).toString('hex')}`;
-        }
-        const identity = { role, name, spiffeId: spiffeIdFor(deps.ca.trustDomain, role, name) };
-        let certificatePem: string;
-        try {
-          certificatePem = await signCsr(deps.ca, call.request.csrPem, identity, deps.certLifetimeSeconds);
-        } catch (err) {
-          throw PodiumError.invalid('csr_pem', (err as Error).message);
-        }
-        deps.store.appendEvent({ tenant: '', type: 'certificate.issued', host: role === 'agent' ? name : '', message: identity.spiffeId });
-        deps.log.info({ role, name }, 'joined');
+        const token = checkToken(deps, call.request.token);
+        const role = token.role as Role;
+        const name = joinName(token, role, call.request.hostId);
+        const identity: Identity = { role, name, spiffeId: spiffeIdFor(deps.ca.trustDomain, role, name) };
+        const certificatePem = await sign(deps, call.request.csrPem, identity);
+        const now = Date.now();
+        const replaced = store.txImmediate(() => {
+          const outcome = store.recordJoin(token.id, certificateRecord(certificatePem, identity, `join token ${token.id}`), now);
+          if (!outcome.ok && outcome.reason === 'token') throw new PodiumError(status.UNAUTHENTICATED, INVALID_TOKEN);
+          if (!outcome.ok) {
+            throw new PodiumError(
+              status.FAILED_PRECONDITION,
+              `host_id: ${role === 'agent' ? 'host' : role} "${name}" already holds a valid certificate; ` +
+                `revoke it first (podium certs revoke --host ${name}) or join with a token made with --replace`,
+              [{ field: 'host_id', description: 'already holds a valid certificate' }],
+            );
+          }
+          const host = role === 'agent' ? name : '';
+          for (const old of outcome.replaced) {
+            // The running server closes the connections of these serials when it hears this event.
+            store.appendEvent({ tenant: '', type: 'certificate.revoked', host, message: `${role} ${name}, serial ${old.serial}: replaced by a new join` }, now);
+          }
+          store.appendEvent({ tenant: '', type: 'certificate.issued', host, message: identity.spiffeId }, now);
+          return outcome.replaced;
+        });
+        deps.log.info({ role, name, replaced: replaced.map((c) => c.serial) }, 'joined');
         callback(null, { certificatePem, caPem: deps.ca.caCertPem, hostId: name });
       } catch (err) {
         callback(toServiceError(err, deps.log), null);
@@ -74,17 +91,78 @@ export function certificateHandlers(deps: CertificateServiceDeps): CertificateSe
 
     renew: async (call: ServerUnaryCall<RenewRequest, RenewResponse>, callback: sendUnaryData<RenewResponse>) => {
       try {
-        const identity = authorize(call, deps.ca, JOINABLE);
-        let certificatePem: string;
-        try {
-          certificatePem = await signCsr(deps.ca, call.request.csrPem, identity, deps.certLifetimeSeconds);
-        } catch (err) {
-          throw PodiumError.invalid('csr_pem', (err as Error).message);
+        const identity = authorize(call, deps.trust, JOINABLE);
+        const previous = peerSerial(call)!;
+        const certificatePem = await sign(deps, call.request.csrPem, identity);
+        // The old certificate stays valid until it expires; a revocation that raced this renewal wins.
+        if (!store.recordRenewal(previous, certificateRecord(certificatePem, identity, `renewal of ${previous}`))) {
+          throw new PodiumError(status.UNAUTHENTICATED, 'this client certificate has been revoked');
         }
         callback(null, { certificatePem });
       } catch (err) {
         callback(toServiceError(err, deps.log), null);
       }
     },
+  };
+}
+
+/**
+ * The stored token `text` names, when it is this CA's, its secret matches, it has a use left and
+ * has not expired. Checked again (atomically) when the use is consumed; this first look only
+ * spares a signature. Throws UNAUTHENTICATED (always the same message) otherwise, and
+ * INVALID_ARGUMENT naming `token` when it is not a token at all.
+ */
+function checkToken(deps: CertificateServiceDeps, text: string): JoinTokenRecord {
+  let parsed: ReturnType<typeof parseJoinToken>;
+  try {
+    parsed = parseJoinToken(text);
+  } catch (err) {
+    throw PodiumError.invalid('token', (err as Error).message);
+  }
+  if (parsed.fingerprint !== deps.ca.fingerprint) {
+    throw new PodiumError(status.UNAUTHENTICATED, 'join token was made for another Pod API (CA fingerprint differs)');
+  }
+  const stored = deps.store.getJoinToken(parsed.id);
+  const usable = stored && stored.expiresAt > Date.now() && stored.used < stored.uses && JOINABLE.includes(stored.role as Role);
+  // The secret is compared even for an unknown or unusable token, so that timing says nothing either.
+  const matches = secretMatches(parsed.secret, stored?.secretHash ?? NO_HASH);
+  if (!stored || !usable || !matches) throw new PodiumError(status.UNAUTHENTICATED, INVALID_TOKEN);
+  return stored;
+}
+
+/**
+ * The name the certificate will carry. A token bound to a host id gives that id (the request may
+ * repeat it, as the agent's --host-id does, or leave it empty); an unbound token gets a name
+ * picked here, and a request that asks for one is refused: asking is not owning.
+ */
+function joinName(token: JoinTokenRecord, role: Role, requested: string): string {
+  if (token.hostId) {
+    if (requested && requested !== token.hostId) {
+      throw PodiumError.invalid('host_id', `this join token is bound to host id "${token.hostId}"; ask for that or for none`);
+    }
+    return token.hostId;
+  }
+  if (requested) throw PodiumError.invalid('host_id', 'the token is not bound to a host id; make one with --host-id');
+  return `${role === 'agent' ? 'host' : role}-${randomBytes(4).toString('hex')}`;
+}
+
+async function sign(deps: CertificateServiceDeps, csrPem: string, identity: Identity): Promise<string> {
+  try {
+    return await signCsr(deps.ca, csrPem, identity, deps.certLifetimeSeconds);
+  } catch (err) {
+    throw PodiumError.invalid('csr_pem', (err as Error).message);
+  }
+}
+
+/** The store's record of a certificate just signed. */
+export function certificateRecord(certificatePem: string, identity: Identity, issuedBy: string): NewCertificate {
+  const { notBefore, notAfter } = validityOf(certificatePem);
+  return {
+    serial: serialNumberOf(certificatePem),
+    role: identity.role,
+    name: identity.name,
+    notBefore: notBefore.getTime(),
+    notAfter: notAfter.getTime(),
+    issuedBy,
   };
 }

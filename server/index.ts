@@ -1,10 +1,12 @@
 /**
  * The Pod API process: one gRPC server on which PodApi, AgentService, CertificateService, server
  * reflection and the standard health service are all served, over TLS with the server certificate
- * the CA issues at start. Client certificates are requested but checked per RPC (see auth.ts and
- * tls-credentials.ts), because Join must be callable before a caller has one.
+ * the CA issues at start. The TLS listener is our own (tls-listener.ts): it requests client
+ * certificates without requiring them (Join must be callable before a caller has one; auth.ts
+ * checks the peer per RPC), refuses revoked ones at the handshake and closes their connections
+ * when they are revoked, and hands every admitted connection to grpc-js.
  */
-import { Server } from '@grpc/grpc-js';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { CertificateServiceService } from '../gen/podium/v1/certificate';
 import { PodApiService } from '../gen/podium/v1/pod_api';
 import { issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Authority } from '../certs';
 import { AgentSessions } from './agent-sessions';
+import type { CaTrust } from './auth';
 import { seededRandom } from './auction';
 import { Auctioneer } from './auctioneer';
 import { certificateHandlers } from './certificate-service';
@@ -24,11 +27,19 @@ import { podApiHandlers } from './pod-api';
 import { addReflection } from './reflection';
 import { HostLiveness } from './host-liveness';
 import { ServerMetrics } from './metrics';
+import { RevocationList } from './revocation-list';
 import { Store, type EventRecord, type QuotaLimits } from './store';
-import { optionalClientCertCredentials, StaticCertificateProvider } from './tls-credentials';
+import { TlsListener, type TlsIdentity } from './tls-listener';
 
 export { Store } from './store';
 export { PodiumError } from './errors';
+export { certificateRecord } from './certificate-service';
+export { revokeCertificate, revokeHost, DEFAULT_REVOKE_REASON, type HostRevocation } from './revocation';
+export { reasonViolation } from './revoke-host';
+export { nameViolation } from './validation';
+
+/** Events after which this process's revocation list is read again at once (see RevocationList). */
+const REVOKING_EVENTS: ReadonlySet<string> = new Set(['host.revoked', 'certificate.revoked']);
 
 export interface ServerConfig {
   /** State: podium.db (SQLite) and ca/ (the authority). */
@@ -54,6 +65,8 @@ export interface ServerConfig {
   /** How often the orchestrator checks replicas and heartbeats. */
   orchestratorIntervalMs: number;
   certLifetimeSeconds: number;
+  /** How often the revocation revision is read, so that other processes' revocations take effect. */
+  revocationPollMs: number;
   /** Pending lots that no host could take are auctioned again this often. */
   pendingRetryMs: number;
   restartBackoffMs: number;
@@ -79,6 +92,7 @@ export const SERVER_DEFAULTS = {
   heartbeatIntervalMs: 2_000,
   orchestratorIntervalMs: 500,
   certLifetimeSeconds: 24 * 3600,
+  revocationPollMs: 250,
   pendingRetryMs: 3_000,
   restartBackoffMs: 2_000,
   restartBackoffMaxMs: 5 * 60_000,
@@ -96,6 +110,9 @@ export interface RunningServer {
   store: Store;
   /** Prometheus registry; the CLI serves it over HTTP. */
   metrics: ServerMetrics;
+  /** The revoked serials this process refuses, as last read from the store. */
+  revocations: RevocationList;
+  /** Stops serving: the listener, every session and call, then the store. */
   close(): Promise<void>;
 }
 
@@ -139,7 +156,31 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     return () => events.off('event', fn);
   };
 
-  const sessions = new AgentSessions(store, ca, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
+  // The revocation list is loaded before the listener opens, so that no revoked certificate is
+  // admitted in between; `listener` is set just below, before any connection can arrive.
+  let listener: TlsListener | null = null;
+  const revocations = new RevocationList(
+    store,
+    { pollMs: config.revocationPollMs, now },
+    (revoked) => {
+      const closed = listener?.closeConnectionsOf(revoked.map((c) => c.serial)) ?? 0;
+      if (closed > 0) log.warn({ serials: revoked.map((c) => c.serial), connections: closed }, 'closed the connections of revoked certificates');
+    },
+    log.child({ module: 'revocations' }),
+  );
+  revocations.start();
+  // This process's own revocations are read at once, after their transaction has committed
+  // (events are emitted inside it; the microtask runs once the synchronous transaction is over).
+  subscribe((e) => {
+    if (REVOKING_EVENTS.has(e.type)) queueMicrotask(() => revocations.refresh());
+  });
+  const trust: CaTrust = Object.freeze({
+    trustDomain: ca.trustDomain,
+    caCertPem: ca.caCertPem,
+    isRevoked: (serial: string) => revocations.isRevoked(serial),
+  });
+
+  const sessions = new AgentSessions(store, trust, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
   const metrics = new ServerMetrics(store, () => sessions.connectedHosts().size);
   log.info({ seed: config.seed }, 'auction seed');
   const auctioneer = new Auctioneer(
@@ -179,7 +220,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     PodApiService,
     podApiHandlers({
       store,
-      ca,
+      ca: trust,
       orchestrator,
       sessions,
       liveness,
@@ -194,7 +235,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   server.addService(AgentServiceService, agentHandlers);
   server.addService(
     CertificateServiceService,
-    certificateHandlers({ store, ca, certLifetimeSeconds: config.certLifetimeSeconds, log: log.child({ module: 'certificates' }) }),
+    certificateHandlers({ store, ca, trust, certLifetimeSeconds: config.certLifetimeSeconds, log: log.child({ module: 'certificates' }) }),
   );
   addReflection(server);
   const health = new HealthImplementation({
@@ -210,7 +251,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // agent can pin the CA by its fingerprint.
   const serverNames = serverCertificateNames(config.host, config.advertise);
   log.info(serverNames, 'server certificate names');
-  const issueServerIdentity = async () => {
+  const issueServerIdentity = async (): Promise<TlsIdentity> => {
     const pair = await issueKeyPair(
       ca,
       { role: 'server', name: 'pod-api', spiffeId: spiffeIdFor(ca.trustDomain, 'server', 'pod-api') },
@@ -219,20 +260,38 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     );
     return { certificate: Buffer.from(`${pair.certPem.trim()}\n${ca.caCertPem.trim()}\n`), privateKey: Buffer.from(pair.keyPem) };
   };
-  const identity = new StaticCertificateProvider(Buffer.from(ca.caCertPem), await issueServerIdentity());
-  const credentials = optionalClientCertCredentials(identity);
+  // TLS is the listener's: grpc-js sees connections that are already secure and admitted.
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const tlsLog = log.child({ module: 'tls' });
+  try {
+    listener = await TlsListener.listen({
+      host: config.host,
+      port: config.port,
+      caPem: ca.caCertPem,
+      identity: await issueServerIdentity(),
+      revoked: (serial) => revocations.get(serial),
+      accept: (socket) => injector.injectConnection(socket),
+      onRefused: (peer) => metrics.refusedHandshakes.inc({ role: peer.role }),
+      log: tlsLog,
+    });
+  } catch (err) {
+    // Not listening (the port is taken, say): leave nothing behind.
+    revocations.stop();
+    auctioneer.stop();
+    store.close();
+    throw err;
+  }
+  const tlsListener = listener;
   const rotation = setInterval(() => {
     issueServerIdentity().then(
       (next) => {
-        identity.setIdentity(next.certificate, next.privateKey);
+        tlsListener.setIdentity(next);
         log.info('server certificate rotated');
       },
       (err) => log.error({ err }, 'server certificate rotation failed; the current one stays'),
     );
   }, Math.min((config.certLifetimeSeconds * 1000) / 2, 2 ** 31 - 1));
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.host}:${config.port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const port = tlsListener.port;
   const timer = setInterval(() => {
     try {
       orchestrator.tick();
@@ -252,14 +311,24 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     ca,
     store,
     metrics,
+    revocations,
     close: async () => {
       clearInterval(timer);
       clearInterval(retry);
       clearInterval(rotation);
+      revocations.stop();
       auctioneer.stop();
       sessions.closeAll('server shutting down');
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // Streams that never end by themselves (WatchEvents) get a moment, then are cut.
+      const graceful = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS).unref());
+      await Promise.race([graceful, grace]);
+      server.forceShutdown();
+      await tlsListener.close();
       store.close();
     },
   };
 }
+
+/** How long close() lets open calls finish before it cuts them. */
+const SHUTDOWN_GRACE_MS = 1_000;

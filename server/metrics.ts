@@ -11,6 +11,7 @@ export class ServerMetrics {
   readonly rounds: Histogram<never>;
   readonly lots: Counter<'outcome'>;
   readonly awardReplies: Counter<'accepted'>;
+  readonly refusedHandshakes: Counter<'role'>;
 
   constructor(store: Store, connectedHosts: () => number) {
     const registers = [this.registry];
@@ -32,6 +33,12 @@ export class ServerMetrics {
       name: 'podium_auction_award_replies_total',
       help: 'Answers to awards: accepted, refused or timed out (accepted="false").',
       labelNames: ['accepted'],
+      registers,
+    });
+    this.refusedHandshakes = new Counter({
+      name: 'podium_tls_refused_revoked_total',
+      help: 'Connections refused at the handshake because the client certificate is revoked, by its role.',
+      labelNames: ['role'],
       registers,
     });
     new Gauge({

@@ -86,4 +86,33 @@ export const MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  // 3: join tokens with a use count and an optional host binding; every certificate the authority
+  // issues to agents, gateways and operators, and its revocation. Tokens made before this were
+  // reusable for their whole TTL; from here on they have one use left.
+  `
+  ALTER TABLE join_tokens ADD COLUMN uses INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE join_tokens ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE join_tokens ADD COLUMN host_id TEXT NOT NULL DEFAULT '';
+  ALTER TABLE join_tokens ADD COLUMN replace_host INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE certificates (
+    serial        TEXT PRIMARY KEY,
+    role          TEXT NOT NULL CHECK (role IN ('agent', 'gateway', 'operator')),
+    name          TEXT NOT NULL,
+    not_before    INTEGER NOT NULL,
+    not_after     INTEGER NOT NULL,
+    issued_at     INTEGER NOT NULL,
+    issued_by     TEXT NOT NULL,
+    revoked_at    INTEGER,
+    revoke_reason TEXT NOT NULL DEFAULT '',
+    revocation    INTEGER,
+    CHECK ((revoked_at IS NULL) = (revocation IS NULL))
+  );
+  CREATE INDEX certificates_by_name ON certificates (role, name);
+  CREATE INDEX certificates_by_revocation ON certificates (revocation) WHERE revocation IS NOT NULL;
+  CREATE TABLE revocation_revision (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL
+  );
+  INSERT INTO revocation_revision (id, revision) VALUES (1, 0);
+  `,
 ];

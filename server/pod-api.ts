@@ -28,6 +28,7 @@ import { authorize, callerTenant, type CaTrust } from './auth';
 import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import type { Orchestrator } from './orchestrator';
 import { assertWithinQuota, quotaHandlers } from './quota';
+import { revokeHostHandler } from './revoke-host';
 import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Store } from './store';
 import { unary } from './unary-handler';
 import { nameViolation, validateEnvironmentName, validateService } from './validation';
@@ -268,5 +269,6 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },
+    revokeHost: revokeHostHandler(deps),
   };
 }

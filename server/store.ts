@@ -548,17 +548,260 @@ export class Store {
     return used;
   }
 
-  // ---- join tokens --------------------------------------------------------------------------
+  // ---- join tokens and certificates ----------------------------------------------------------
+  //
+  // A join token has a number of uses and an expiry; it may be bound to a host id, and may be
+  // allowed to replace a host that still holds a valid certificate. Every certificate the
+  // authority issues to agents, gateways and operators is recorded here (the server's own is not:
+  // it is re-issued at each start and never presented as a client). A revocation sets revoked_at
+  // and stamps the row with the next value of one monotonic revision, so that a running Pod API
+  // learns of revocations made by another process (the CLI) by reading a single row.
+  //
+  // The writers that may race another process use IMMEDIATE transactions: the write lock is taken
+  // at BEGIN, so a read-then-write cannot be overtaken (and WAL cannot fail its upgrade).
 
-  insertJoinToken(t: { id: string; secretHash: string; role: string; expiresAt: number }, now = Date.now()): void {
+  /** Runs `fn` in one IMMEDIATE transaction (the write lock is held from the start); nested calls join the outer one. */
+  txImmediate<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  insertJoinToken(
+    t: { id: string; secretHash: string; role: string; expiresAt: number; uses?: number; hostId?: string; replace?: boolean },
+    now = Date.now(),
+  ): void {
     this.db
-      .prepare(`INSERT INTO join_tokens (id, secret_hash, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`)
-      .run(t.id, t.secretHash, t.role, now, t.expiresAt);
+      .prepare(
+        `INSERT INTO join_tokens (id, secret_hash, role, created_at, expires_at, uses, used, host_id, replace_host)
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+      )
+      .run(t.id, t.secretHash, t.role, now, t.expiresAt, t.uses ?? 1, t.hostId ?? '', t.replace ? 1 : 0);
   }
 
-  getJoinToken(id: string): { id: string; secretHash: string; role: string; expiresAt: number } | undefined {
-    return this.db
-      .prepare(`SELECT id, secret_hash AS secretHash, role, expires_at AS expiresAt FROM join_tokens WHERE id = ?`)
-      .get(id) as { id: string; secretHash: string; role: string; expiresAt: number } | undefined;
+  getJoinToken(id: string): JoinTokenRecord | undefined {
+    const r = this.db.prepare(`SELECT * FROM join_tokens WHERE id = ?`).get(id) as JoinTokenRow | undefined;
+    return r && joinTokenFromRow(r);
   }
+
+  /**
+   * The one write of a Join, all or nothing: consumes a use of the token (a conditional UPDATE:
+   * only while a use is left and the token has not expired at `now`); refuses when `cert.name`
+   * already holds a valid certificate of `cert.role`, unless the token was made to replace, in
+   * which case those certificates are revoked; records `cert`. Two Joins racing for the last use
+   * or for one host id are serialized by the write lock: exactly one gets through.
+   */
+  recordJoin(tokenId: string, cert: NewCertificate, now = Date.now()): JoinOutcome {
+    try {
+      return this.txImmediate((): JoinOutcome => {
+        const consumed = this.db
+          .prepare(`UPDATE join_tokens SET used = used + 1 WHERE id = ? AND used < uses AND expires_at > ?`)
+          .run(tokenId, now);
+        if (consumed.changes !== 1) return { ok: false, reason: 'token' };
+        const token = this.getJoinToken(tokenId)!;
+        const holders = this.listValidCertificates(cert.role, cert.name, now);
+        if (holders.length > 0 && !token.replace) throw new Rollback({ ok: false, reason: 'taken', holders });
+        const replaced = holders.length > 0 ? this.revokeCertificates({ role: cert.role, name: cert.name }, 'replaced by a new join', now) : [];
+        this.insertCertificate(cert, now);
+        return { ok: true, replaced };
+      });
+    } catch (err) {
+      if (err instanceof Rollback) return err.outcome;
+      throw err;
+    }
+  }
+
+  /**
+   * Records a renewal's certificate, unless the certificate it renews (`previousSerial`) has been
+   * revoked meanwhile: checked and written under one write lock, so a renewal racing a revocation
+   * cannot leave a valid certificate behind. False when refused. A previous certificate the store
+   * has no row for (issued before certificates were recorded) does not stop the renewal.
+   */
+  recordRenewal(previousSerial: string, cert: NewCertificate, now = Date.now()): boolean {
+    return this.txImmediate(() => {
+      const previous = this.getCertificate(previousSerial);
+      if (previous && previous.revokedAt !== null) return false;
+      this.insertCertificate(cert, now);
+      return true;
+    });
+  }
+
+  /** Records a certificate issued outside Join and Renew (`podium certs issue`). */
+  recordCertificate(cert: NewCertificate, now = Date.now()): void {
+    this.insertCertificate(cert, now);
+  }
+
+  getCertificate(serial: string): CertificateRecord | undefined {
+    const r = this.db.prepare(`SELECT * FROM certificates WHERE serial = ?`).get(serial) as CertificateRow | undefined;
+    return r && certificateFromRow(r);
+  }
+
+  /** Every recorded certificate of one identity, oldest first. */
+  listCertificates(role: string, name: string): CertificateRecord[] {
+    return (
+      this.db.prepare(`SELECT * FROM certificates WHERE role = ? AND name = ? ORDER BY issued_at, serial`).all(role, name) as CertificateRow[]
+    ).map(certificateFromRow);
+  }
+
+  /** Certificates of one identity that are neither revoked nor expired at `now`. */
+  listValidCertificates(role: string, name: string, now = Date.now()): CertificateRecord[] {
+    return (
+      this.db
+        .prepare(`SELECT * FROM certificates WHERE role = ? AND name = ? AND revoked_at IS NULL AND not_after > ? ORDER BY issued_at, serial`)
+        .all(role, name, now) as CertificateRow[]
+    ).map(certificateFromRow);
+  }
+
+  /**
+   * Revokes one certificate by serial, or every unrevoked certificate of one identity, and moves
+   * the revocation revision on by one (once, however many rows). Returns the certificates this
+   * call revoked; already revoked ones are left as they were (their first reason stays).
+   */
+  revokeCertificates(match: { serial: string } | { role: string; name: string }, reason: string, now = Date.now()): CertificateRecord[] {
+    return this.txImmediate(() => {
+      const targets = (
+        'serial' in match
+          ? this.db.prepare(`SELECT * FROM certificates WHERE serial = ? AND revoked_at IS NULL`).all(match.serial)
+          : this.db.prepare(`SELECT * FROM certificates WHERE role = ? AND name = ? AND revoked_at IS NULL`).all(match.role, match.name)
+      ) as CertificateRow[];
+      if (targets.length === 0) return [];
+      this.db.prepare(`UPDATE revocation_revision SET revision = revision + 1 WHERE id = 1`).run();
+      const revision = this.revocationRevision();
+      const revoke = this.db.prepare(
+        `UPDATE certificates SET revoked_at = ?, revoke_reason = ?, revocation = ? WHERE serial = ? AND revoked_at IS NULL`,
+      );
+      for (const t of targets) revoke.run(now, reason, revision, t.serial);
+      return targets.map((t) => ({ ...certificateFromRow(t), revokedAt: now, revokeReason: reason }));
+    });
+  }
+
+  /** Uses up every join token bound to `hostId` (a revoked host is not re-joined by an old token). Returns how many. */
+  cancelJoinTokensFor(hostId: string): number {
+    return this.db.prepare(`UPDATE join_tokens SET used = uses WHERE host_id = ? AND used < uses`).run(hostId).changes;
+  }
+
+  /** The revocation revision: it grows by one with every revoking write, and never goes back. */
+  revocationRevision(): number {
+    return (this.db.prepare(`SELECT revision FROM revocation_revision WHERE id = 1`).get() as { revision: number }).revision;
+  }
+
+  /** Certificates revoked at a revision after `revision` that are still unexpired at `now`. */
+  listRevokedAfter(revision: number, now = Date.now()): RevokedCertificate[] {
+    return this.db
+      .prepare(
+        `SELECT serial, role, name, not_after AS notAfter, revocation AS revision FROM certificates
+         WHERE revocation > ? AND not_after > ? ORDER BY revocation, serial`,
+      )
+      .all(revision, now) as RevokedCertificate[];
+  }
+
+  private insertCertificate(c: NewCertificate, now: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO certificates (serial, role, name, not_before, not_after, issued_at, issued_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(c.serial, c.role, c.name, c.notBefore, c.notAfter, now, c.issuedBy);
+  }
+}
+
+export interface JoinTokenRecord {
+  id: string;
+  secretHash: string;
+  role: string;
+  expiresAt: number;
+  /** How many Joins the token allows, and how many it has had. */
+  uses: number;
+  used: number;
+  /** The host id a Join with this token gets; empty when the server picks one. */
+  hostId: string;
+  /** A Join with this token may take over a host id that still holds a valid certificate. */
+  replace: boolean;
+}
+
+export interface CertificateRecord {
+  /** Canonical serial (certs' canonicalSerial): lower-case hex, no leading zeros. */
+  serial: string;
+  role: string;
+  name: string;
+  notBefore: number;
+  notAfter: number;
+  issuedAt: number;
+  /** How it came to be: "join token <id>", "renewal of <serial>", "podium certs issue". */
+  issuedBy: string;
+  revokedAt: number | null;
+  revokeReason: string;
+}
+
+export type NewCertificate = Pick<CertificateRecord, 'serial' | 'role' | 'name' | 'notBefore' | 'notAfter' | 'issuedBy'>;
+
+export interface RevokedCertificate {
+  serial: string;
+  role: string;
+  name: string;
+  notAfter: number;
+  /** The revocation revision that revoked it. */
+  revision: number;
+}
+
+/** What a Join's write came to: the certificate recorded (and those it replaced), or why not. */
+export type JoinOutcome =
+  | { ok: true; replaced: CertificateRecord[] }
+  | { ok: false; reason: 'token' }
+  | { ok: false; reason: 'taken'; holders: CertificateRecord[] };
+
+/** Thrown inside a transaction to undo it while still answering with an outcome. */
+class Rollback extends Error {
+  constructor(readonly outcome: JoinOutcome) {
+    super('rollback');
+  }
+}
+
+interface JoinTokenRow {
+  id: string;
+  secret_hash: string;
+  role: string;
+  created_at: number;
+  expires_at: number;
+  uses: number;
+  used: number;
+  host_id: string;
+  replace_host: number;
+}
+
+function joinTokenFromRow(r: JoinTokenRow): JoinTokenRecord {
+  return {
+    id: r.id,
+    secretHash: r.secret_hash,
+    role: r.role,
+    expiresAt: r.expires_at,
+    uses: r.uses,
+    used: r.used,
+    hostId: r.host_id,
+    replace: r.replace_host === 1,
+  };
+}
+
+interface CertificateRow {
+  serial: string;
+  role: string;
+  name: string;
+  not_before: number;
+  not_after: number;
+  issued_at: number;
+  issued_by: string;
+  revoked_at: number | null;
+  revoke_reason: string;
+}
+
+function certificateFromRow(r: CertificateRow): CertificateRecord {
+  return {
+    serial: r.serial,
+    role: r.role,
+    name: r.name,
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    issuedAt: r.issued_at,
+    issuedBy: r.issued_by,
+    revokedAt: r.revoked_at,
+    revokeReason: r.revoke_reason,
+  };
 }

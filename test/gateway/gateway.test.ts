@@ -513,6 +513,7 @@ describe('gateway', function () {
         '/v1/environments/{environment}/services/{service}',
         '/v1/events',
         '/v1/hosts',
+        '/v1/hosts/{host}:revoke',
         '/v1/tenants/{tenant}/quota',
       ]);
       const create = doc.paths['/v1/environments/{environment}/services'].post;

@@ -7,7 +7,7 @@ describe('gateway route table', () => {
   const registry = SchemaRegistry.fromMetadata(protoMetadata);
   const table = RouteTable.fromService(registry, 'podium.v1.PodApi');
 
-  it('derives one route per annotated method: all 10 PodApi methods', () => {
+  it('derives one route per annotated method: all 11 PodApi methods', () => {
     const routes = table.routes.map((r) => `${r.methodName} ${r.httpMethod} ${r.template.text} body=${r.body}`).sort();
     assert.deepEqual(routes, [
       'CreateEnvironment POST /v1/environments body=environment',
@@ -18,11 +18,12 @@ describe('gateway route table', () => {
       'ListEnvironments GET /v1/environments body=',
       'ListHosts GET /v1/hosts body=',
       'ListServices GET /v1/environments/{environment}/services body=',
+      'RevokeHost POST /v1/hosts/{host}:revoke body=*',
       'SetQuota PUT /v1/tenants/{tenant}/quota body=quota',
       'WatchEvents GET /v1/events body=',
     ]);
     const service = registry.service('podium.v1.PodApi');
-    assert.equal(service.methods.length, 10);
+    assert.equal(service.methods.length, 11);
     for (const method of service.methods) assert.ok(table.routes.some((r) => r.methodName === method.name), method.name);
   });
 

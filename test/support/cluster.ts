@@ -56,7 +56,8 @@ export class Cluster {
   token = '';
   /** An admin token: the fleet (GET /v1/hosts) is not a customer's to see. */
   adminToken = '';
-  private joinToken = '';
+  /** One single-use join token per host, bound to its id. */
+  private readonly joinTokens = new Map<string, string>();
   private bed: TestTestbed | undefined;
   private readonly procs = new Map<string, ChildProcess>();
 
@@ -111,7 +112,7 @@ export class Cluster {
     this.metricsPort = await freePort();
     await issueClientCertificate(this.serverDir, 'podium.local', 'operator', 'admin', this.certsDir, 3600);
     await issueClientCertificate(this.serverDir, 'podium.local', 'gateway', 'gw', join(this.dir, 'gateway'), 3600);
-    this.joinToken = await createStoredJoinToken(this.serverDir, 'podium.local', 'agent', 3600_000);
+    for (const h of this.hosts) this.joinTokens.set(h, await createStoredJoinToken(this.serverDir, 'podium.local', 'agent', 3600_000, { hostId: h }));
     const tokens = TokenStore.open(join(this.dir, 'gateway', 'tokens.db'));
     this.token = tokens.create('acme', 'e2e');
     this.adminToken = tokens.create('default', 'e2e-admin', 'admin');
@@ -143,7 +144,7 @@ export class Cluster {
       '--host-id', host, '--pod', 'test', '--cpu-millis', '2000', '--memory-mib', '2048',
       '--docker-socket', at.dockerSocket, '--insecure-no-apparmor',
     ]);
-    this.spawn(host, command, args, { PODIUM_JOIN_TOKEN: this.joinToken });
+    this.spawn(host, command, args, { PODIUM_JOIN_TOKEN: this.joinTokens.get(host) ?? '' });
   }
 
   /** The pid of process `name` (server, gateway or an agent's host id) while it runs. */

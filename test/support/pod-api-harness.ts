@@ -13,8 +13,8 @@ import { PodApiClient, type ListHostsResponse } from '../../gen/podium/v1/pod_ap
 import { HostState, InstanceState, Quota, Service } from '../../gen/podium/v1/resources';
 import { ScriptedAgent, type ScriptedAgentOptions } from './scripted-agent';
 import { poll } from './poll';
-import { SERVER_DEFAULTS, startServer, type RunningServer, type ServerConfig } from '../../server';
-import { createStoredJoinToken, issueClientCertificate } from '../../cli';
+import { certificateRecord, SERVER_DEFAULTS, startServer, type RunningServer, type ServerConfig } from '../../server';
+import { createStoredJoinToken, issueClientCertificate, type JoinTokenOptions } from '../../cli';
 
 export const TEST_TRUST_DOMAIN = 'podium.local';
 
@@ -27,16 +27,26 @@ export interface ClientPems {
 
 export interface PodApiHarness {
   readonly dir: string;
+  /** The server's state directory (podium.db and ca/), what `podium … --data-dir` takes. */
+  readonly dataDir: string;
+  /** The running server; a new object after `restart()`. */
   readonly server: RunningServer;
   readonly address: string;
   /** Operator client (tenant picked per call with `as`). */
   readonly operator: PodApiClient;
-  /** A join token for agents, stored in the server's database. */
-  joinToken(): Promise<string>;
-  /** Client credentials for a role, issued by the harness CA (e.g. a gateway or an operator). */
+  /** A join token for agents, stored in the server's database (single-use and unbound unless `opts` say otherwise). */
+  joinToken(opts?: JoinTokenOptions): Promise<string>;
+  /**
+   * Client credentials for a role, issued by the harness CA (e.g. a gateway or an operator) and
+   * recorded like `podium certs issue` records them, so that they can be revoked by serial.
+   */
   clientCredentials(role: Exclude<Role, 'server' | 'agent'>, name: string): Promise<ChannelCredentials>;
   /** The same as PEM text, with the CA's certificate: what a process (e.g. the gateway) is configured with. */
   clientPems(role: Exclude<Role, 'server' | 'agent'>, name: string): Promise<ClientPems>;
+  /** The same as clientCredentials, as PEM, with the certificate's serial. */
+  clientKeyPair(role: Exclude<Role, 'server'>, name: string): Promise<{ keyPem: string; certPem: string; caPem: string; serial: string }>;
+  /** Stops the server and starts it again on the same data directory and port. */
+  restart(): Promise<void>;
   /** Stops the server and removes its directory. */
   close(): Promise<void>;
 }
@@ -45,7 +55,7 @@ export interface PodApiHarness {
 export async function startPodApiHarness(overrides: Partial<ServerConfig> = {}): Promise<PodApiHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'podium-harness-'));
   const dataDir = join(dir, 'server');
-  const server = await startServer({
+  const config: ServerConfig = {
     ...SERVER_DEFAULTS,
     dataDir,
     host: '127.0.0.1',
@@ -61,26 +71,43 @@ export async function startPodApiHarness(overrides: Partial<ServerConfig> = {}):
     seed: 42,
     logger: pino({ level: process.env.PODIUM_TEST_LOG ?? 'silent' }),
     ...overrides,
-  });
-  const address = `127.0.0.1:${server.port}`;
+  };
+  let server = await startServer(config);
+  const address = `${config.host}:${server.port}`;
   const certsDir = join(dir, 'operator');
   await issueClientCertificate(dataDir, TEST_TRUST_DOMAIN, 'operator', 'admin', certsDir, 3600);
   const read = (f: string) => readFileSync(join(certsDir, f));
   const operator = new PodApiClient(address, credentials.createSsl(read('ca.crt'), read('operator.key'), read('operator.crt')));
+  const clientKeyPair = async (role: Exclude<Role, 'server'>, name: string) => {
+    const identity = { role, name, spiffeId: spiffeIdFor(TEST_TRUST_DOMAIN, role, name) };
+    const pair = await issueKeyPair(server.ca, identity, 3600);
+    const record = certificateRecord(pair.certPem, identity, 'test harness');
+    server.store.recordCertificate(record);
+    return { keyPem: pair.keyPem, certPem: pair.certPem, caPem: server.ca.caCertPem, serial: record.serial };
+  };
   const clientPems = async (role: Exclude<Role, 'server' | 'agent'>, name: string): Promise<ClientPems> => {
-    const pair = await issueKeyPair(server.ca, { role, name, spiffeId: spiffeIdFor(TEST_TRUST_DOMAIN, role, name) }, 3600);
-    return { caPem: server.ca.caCertPem, certPem: pair.certPem, keyPem: pair.keyPem };
+    const pair = await clientKeyPair(role, name);
+    return { caPem: pair.caPem, certPem: pair.certPem, keyPem: pair.keyPem };
   };
   return {
     dir,
-    server,
+    dataDir,
+    get server() {
+      return server;
+    },
     address,
     operator,
-    joinToken: () => createStoredJoinToken(dataDir, TEST_TRUST_DOMAIN, 'agent', 3600_000),
+    joinToken: (opts) => createStoredJoinToken(dataDir, TEST_TRUST_DOMAIN, 'agent', 3600_000, opts),
+    clientKeyPair,
     clientPems,
     clientCredentials: async (role, name) => {
-      const pems = await clientPems(role, name);
-      return credentials.createSsl(Buffer.from(pems.caPem), Buffer.from(pems.keyPem), Buffer.from(pems.certPem));
+      const pair = await clientKeyPair(role, name);
+      return credentials.createSsl(Buffer.from(pair.caPem), Buffer.from(pair.keyPem), Buffer.from(pair.certPem));
+    },
+    restart: async () => {
+      const port = server.port;
+      await server.close();
+      server = await startServer({ ...config, port });
     },
     close: async () => {
       operator.close();

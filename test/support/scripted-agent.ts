@@ -47,6 +47,8 @@ export class ScriptedAgent {
   private heartbeat: NodeJS.Timeout | null = null;
   /** Set when the stream ended, with the reason. */
   ended: string | null = null;
+  /** When the stream ended (Date.now()), to measure how fast the server closed it. */
+  endedAt: number | null = null;
   readonly options: Required<ScriptedAgentOptions>;
 
   private constructor(
@@ -83,13 +85,15 @@ export class ScriptedAgent {
   connect(): void {
     this.close();
     this.ended = null;
+    this.endedAt = null;
     const creds = credentials.createSsl(Buffer.from(this.identity.caPem), Buffer.from(this.identity.keyPem), Buffer.from(this.identity.certPem));
     this.client = new AgentServiceClient(this.address, creds);
     const stream = this.client.connect();
     this.stream = stream;
     stream.on('data', (msg: ServerMessage) => this.onMessage(msg));
-    stream.on('error', (err) => this.end(err.message));
-    stream.on('end', () => this.end('server closed the stream'));
+    // A stream this agent has since replaced (or cancelled) must not end the current one.
+    stream.on('error', (err) => this.stream === stream && this.end(err.message));
+    stream.on('end', () => this.stream === stream && this.end('server closed the stream'));
     this.send({
       kind: {
         $case: 'hello',
@@ -147,7 +151,10 @@ export class ScriptedAgent {
   }
 
   private end(why: string): void {
-    if (this.ended === null) this.ended = why;
+    if (this.ended === null) {
+      this.ended = why;
+      this.endedAt = Date.now();
+    }
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
   }
