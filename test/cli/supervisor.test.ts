@@ -91,12 +91,14 @@ describe('supervisor (podium dev)', function () {
       const fs = require('fs');
       const n = (fs.existsSync(${JSON.stringify(counter)}) ? Number(fs.readFileSync(${JSON.stringify(counter)}, 'utf8')) : 0) + 1;
       fs.writeFileSync(${JSON.stringify(counter)}, String(n));
-      setTimeout(() => process.exit(1), n === 3 ? 700 : 0);`;
-    sup = new Supervisor({ initialBackoffMs: 100, maxBackoffMs: 10_000, resetAfterMs: 500, onEvent: record });
+      setTimeout(() => process.exit(1), n === 3 ? 4500 : 0);`;
+    // A run that "exits at once" still lasts a Node start-up, which takes seconds on a loaded
+    // machine: the reset time must be well past that.
+    sup = new Supervisor({ initialBackoffMs: 100, maxBackoffMs: 10_000, resetAfterMs: 4000, onEvent: record });
     sup.start({ name: 'flaky', ...node(script), logPath: join(dir, 'flaky.log') });
     await poll('4 exits', () => of('exited', 'flaky').length >= 4, 30_000);
     const exits = of('exited', 'flaky').slice(0, 4);
-    assert.ok(exits[2]!.ranMs >= 500, `run 3 lasted ${exits[2]!.ranMs} ms`);
+    assert.ok(exits[2]!.ranMs >= 4000, `run 3 lasted ${exits[2]!.ranMs} ms`);
     assert.deepEqual(exits.map((e) => e.restartInMs), [100, 200, 100, 200]);
   });
 
