@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { HostState } from '../../gen/podium/v1/resources';
 import type { ListHostsResponse } from '../../gen/podium/v1/pod_api';
 import { call, PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
+import { poll } from '../support/poll';
 
 describe('liveness in memory', function () {
   this.timeout(30_000);
@@ -41,6 +42,34 @@ describe('liveness in memory', function () {
       }
     } finally {
       observer.close();
+    }
+  });
+
+  it('after a restart, gives hosts that were up the restart grace, not one TTL, to come back', async () => {
+    const graceful = await startPodApiHarness({ hostTtlMs: 1000, heartbeatIntervalMs: 300, restartGraceMs: 5000 });
+    const gd = new PodApiDriver(graceful);
+    try {
+      const [late, gone] = await gd.fleet(2);
+      await gd.createEnvironment('acme', 'prod');
+      await gd.createService('acme', 'prod', { name: 'db', replicas: 2, ha: true });
+      await gd.running('acme', 'prod', 'db', 2);
+      late!.close();
+      gone!.close();
+      await graceful.restart();
+      // Three TTLs later the late host comes back: nothing was marked down or lost meanwhile.
+      await new Promise((r) => setTimeout(r, 3000));
+      const types = () => graceful.server.store.listEvents(null, '', 0).map((e) => e.type);
+      assert.ok(!types().includes('host.down'), types().join(','));
+      late!.connect();
+      await late!.welcomed();
+      // The other never comes back: it is marked down once the grace is over, not before.
+      await poll('the absent host down after the grace', () => types().includes('host.down'), 10_000);
+      const hosts = (await call<object, ListHostsResponse>(graceful.operator, 'listHosts', {})).hosts;
+      assert.equal(hosts.find((x) => x.id === late!.hostId)!.state, HostState.HOST_STATE_UP);
+      assert.equal(hosts.find((x) => x.id === gone!.hostId)!.state, HostState.HOST_STATE_DOWN);
+    } finally {
+      gd.closeAgents();
+      await graceful.close();
     }
   });
 });
