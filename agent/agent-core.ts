@@ -1,47 +1,64 @@
 /**
  * The agent's core: everything it does for the Pod API but the session itself. It takes the
- * server's messages one at a time (`handle`), bids, runs the containers it wins through the
- * container engine and sends what it observes through an outbound port (`send`), so that the
- * session (agent.ts) can reconnect under it and a unit test can drive it without gRPC.
+ * server's messages one at a time (`handle`) and sends through an outbound port (`send`), so that
+ * the session (agent.ts) can reconnect under it and a unit test can drive it without gRPC.
  *
- * Its own bookkeeping (`held`) is the truth it bids from: the resources of every container it runs
- * or has accepted, rebuilt from the engine's containers (by label) at start, so a restarted agent
- * bids from what is really there.
+ * It routes: an award, a stopInstance, a reconcile go to the instance they name (instance.ts, a
+ * state machine per instance); what the engine shows goes there too, as observations from the
+ * container watch (container-watch.ts). Its bookkeeping is those instances and nothing else: what
+ * it holds for bidding (bidding.ts) is the instances that still hold resources, rebuilt from the
+ * engine's containers (by label) at start, so a restarted agent bids from what is really there.
+ * The environments' networks are a resource of their own (environment-networks.ts).
  */
 import type { Logger } from 'pino';
 import type { AgentMessage, Award, CallForBids, ContainerReport, ContainerSpec, Reconcile, ServerMessage } from '../gen/podium/v1/agent';
-import { AppArmorMode, InstanceState, type Resources } from '../gen/podium/v1/resources';
-import { priceLot } from './price-lot';
+import { AppArmorMode, type Resources } from '../gen/podium/v1/resources';
+import { answerCallForBids, freeResources, shortOf, type Holding } from './bidding';
 import type { ContainerEngine } from './container-engine';
+import { ContainerWatch } from './container-watch';
+import { EnvironmentNetworks } from './environment-networks';
+import { ImagePulls } from './image-pulls';
+import { Instance } from './instance';
 import type { AgentMetrics } from './metrics';
-import { checkProfile, containerBody, containerName, generateProfile, loadProfile, networkName, profileName } from './runtime';
+import { ObservationClock, type Observation } from './observation';
+import {
+  DockerEngineError,
+  LABEL_ENVIRONMENT,
+  LABEL_HA_GROUP,
+  LABEL_HOST,
+  LABEL_INSTANCE,
+  LABEL_TENANT,
+  checkProfile,
+  containerBody,
+  containerName,
+  generateProfile,
+  loadProfile,
+  profileName,
+} from './runtime';
+import type { SubnetPool } from './subnet-pool';
 
-/** How long a failed image pull keeps a host from trying that image again. */
-const IMAGE_RETRY_MS = 60_000;
+/** Seconds a container gets to stop on SIGTERM before it is killed. */
+const STOP_GRACE_SECONDS = 5;
 
 export interface AgentCoreOptions {
   hostId: string;
   capacity: Resources;
   apparmor: AppArmorMode;
-  /** How often running containers are checked for exits. */
+  /** The environments' subnets come from here. */
+  subnetPool: SubnetPool;
+  /** How often the containers are checked in full (the event stream is the first source). */
   watchIntervalMs: number;
 }
 
-interface Held {
-  instanceId: string;
-  resources: Resources;
-  tenant: string;
-  haGroup: string;
-  containerId: string;
-  /** The last state reported to the server, so that only changes are sent. */
-  reported: InstanceState;
-}
-
 export class AgentCore {
-  private readonly held = new Map<string, Held>();
-  private watcher: NodeJS.Timeout | null = null;
-  /** Images this host is pulling, or failed to pull (and until when it will not try again). */
-  private readonly images = new Map<string, { pulling: true } | { pulling: false; retryAt: number }>();
+  private readonly instances = new Map<string, Instance>();
+  /** Award procedures and removals in flight, by instance: a removal waits for the award's. */
+  private readonly work = new Map<string, Promise<void>>();
+  private readonly removals = new Map<string, Promise<void>>();
+  private readonly clock = new ObservationClock();
+  private readonly images: ImagePulls;
+  private readonly networks: EnvironmentNetworks;
+  private readonly watch: ContainerWatch;
 
   constructor(
     private readonly engine: ContainerEngine,
@@ -49,51 +66,60 @@ export class AgentCore {
     private readonly send: (msg: AgentMessage) => void,
     private readonly metrics: AgentMetrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.images = new ImagePulls(engine, log);
+    this.networks = new EnvironmentNetworks(engine, { hostId: opts.hostId, pool: opts.subnetPool }, log);
+    this.watch = new ContainerWatch(
+      engine,
+      { hostId: opts.hostId, checkIntervalMs: opts.watchIntervalMs, resubscribeMinMs: 200, resubscribeMaxMs: 10_000 },
+      this.clock,
+      () => this.watchTargets(),
+      (o) => this.observe(o),
+      log,
+    );
+  }
 
   get hostId(): string {
     return this.opts.hostId;
   }
 
-  /** How many instances it runs or has accepted. */
+  /** How many instances hold resources here. */
   get size(): number {
-    return this.held.size;
+    return this.instances.size;
   }
 
-  /** Rebuilds its bookkeeping from the engine and starts watching the containers. */
+  /** Adopts the containers the engine has for this host, removes stray networks, and starts
+   *  watching. Must finish before the first session opens. */
   async start(): Promise<void> {
     await this.engine.ping();
-    for (const c of await this.engine.listContainers({ 'podium.host': this.hostId })) {
-      const id = c.labels['podium.instance'];
-      if (!id) continue;
-      const info = await this.engine.inspectContainer(c.id);
-      this.held.set(id, {
-        instanceId: id,
-        containerId: c.id,
-        tenant: c.labels['podium.tenant'] ?? '',
-        haGroup: c.labels['podium.ha-group'] ?? '',
-        resources: {
-          cpuMillis: Math.round((info?.HostConfig?.NanoCpus ?? 0) / 1e6),
-          memoryMib: Math.round((info?.HostConfig?.Memory ?? 0) / (1024 * 1024)),
-        },
-        reported: c.running ? InstanceState.INSTANCE_STATE_RUNNING : InstanceState.INSTANCE_STATE_FAILED,
-      });
-    }
-    this.watcher = setInterval(() => void this.checkContainers(), this.opts.watchIntervalMs);
+    await this.adopt();
+    this.log.info({ instances: this.instances.size }, 'bookkeeping rebuilt from the engine');
+    await this.networks.removeStrays();
+    await this.watch.start();
   }
 
   stop(): void {
-    if (this.watcher) clearInterval(this.watcher);
-    this.watcher = null;
+    this.watch.stop();
+  }
+
+  /** The container watch, for tests that break its stream or run a full check. */
+  get containerWatch(): ContainerWatch {
+    return this.watch;
+  }
+
+  /** One full check of the containers now (the periodic one, without waiting for it). */
+  checkContainers(): Promise<void> {
+    return this.watch.check();
   }
 
   /** The inventory for a hello: every instance it holds, and whether its container runs. */
   inventory(): ContainerReport[] {
-    return [...this.held.values()].map((h) => ({
-      instanceId: h.instanceId,
-      containerId: h.containerId,
-      running: h.reported === InstanceState.INSTANCE_STATE_RUNNING,
-    }));
+    return [...this.instances.values()].map((i) => i.inventory()).filter((r): r is ContainerReport => r !== undefined);
+  }
+
+  /** What bidding reads: every instance that holds resources. */
+  holdings(): Holding[] {
+    return [...this.instances.values()].filter((i) => i.holds).map((i) => i.facts);
   }
 
   /** One server message (welcome is the session's). */
@@ -115,91 +141,24 @@ export class AgentCore {
   }
 
   private async reconcile(r: Reconcile): Promise<void> {
-    for (const id of r.removeInstanceIds) await this.remove(id, 'not placed on this host');
-    for (const id of r.keepInstanceIds) {
-      const h = this.held.get(id);
-      // Tell the server what it is now, whatever was reported before the session began.
-      if (h && h.containerId) this.report(h, h.reported, h.reported === InstanceState.INSTANCE_STATE_RUNNING ? '' : 'container not running', true);
-    }
+    // Tell the server what each kept instance is now, whatever was reported before the session.
+    for (const id of r.keepInstanceIds) this.instances.get(id)?.resend();
+    await Promise.all(r.removeInstanceIds.map((id) => this.remove(id, 'not placed on this host')));
   }
 
-  /** Free resources by its own bookkeeping. */
-  private free(): Resources {
-    let cpu = this.opts.capacity.cpuMillis;
-    let mem = this.opts.capacity.memoryMib;
-    for (const h of this.held.values()) {
-      cpu -= h.resources.cpuMillis;
-      mem -= h.resources.memoryMib;
-    }
-    return { cpuMillis: cpu, memoryMib: mem };
-  }
-
-  /**
-   * Whether the image is here. When it is not, a pull starts in the background (bids have a
-   * deadline; a pull can take minutes) and the host declines until the image has arrived. A failed
-   * pull is not retried for IMAGE_RETRY_MS, so a missing image does not cost a pull per round.
-   */
-  private async imageReady(ref: string): Promise<boolean> {
-    if (await this.engine.imageExists(ref).catch(() => false)) return true;
-    const known = this.images.get(ref);
-    if (known && (known.pulling || known.retryAt > Date.now())) return false;
-    this.images.set(ref, { pulling: true });
-    this.engine.pullImage(ref).then(
-      () => {
-        this.images.delete(ref);
-        this.log.info({ image: ref }, 'image pulled');
-      },
-      (err: Error) => {
-        this.images.set(ref, { pulling: false, retryAt: Date.now() + IMAGE_RETRY_MS });
-        this.log.warn({ image: ref, err: err.message }, 'image pull failed');
-      },
-    );
-    return false;
-  }
-
-  /** ONE sealed answer per call: a price for each lot it can take, a reason for each it cannot. */
   private async bid(call: CallForBids): Promise<void> {
-    const bids: Array<{ lotId: string; price: number }> = [];
-    const declines: Array<{ lotId: string; reason: string }> = [];
-    const free = this.free();
-    const ready = new Map<string, boolean>();
-    for (const lot of call.lots) {
-      const need = lot.resources ?? { cpuMillis: 0, memoryMib: 0 };
-      if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE) {
-        declines.push({ lotId: lot.id, reason: 'no-apparmor' });
-        continue;
-      }
-      if (need.cpuMillis > free.cpuMillis || need.memoryMib > free.memoryMib) {
-        declines.push({ lotId: lot.id, reason: 'capacity' });
-        continue;
-      }
-      const held = [...this.held.values()];
-      if (lot.haGroup && held.some((h) => h.haGroup === lot.haGroup)) {
-        declines.push({ lotId: lot.id, reason: 'ha' });
-        continue;
-      }
-      if (!ready.has(lot.image)) ready.set(lot.image, await this.imageReady(lot.image));
-      if (!ready.get(lot.image)) {
-        declines.push({ lotId: lot.id, reason: 'image' });
-        continue;
-      }
-      bids.push({
-        lotId: lot.id,
-        price: priceLot({
-          freeAfter: { cpuMillis: free.cpuMillis - need.cpuMillis, memoryMib: free.memoryMib - need.memoryMib },
-          capacity: this.opts.capacity,
-          imageCached: true,
-          sameGroupCount: lot.haGroup ? held.filter((h) => h.haGroup === lot.haGroup).length : 0,
-          sameTenantCount: held.filter((h) => h.tenant === lot.tenant).length,
-        }),
-      });
-    }
-    this.metrics.answers.inc({ answer: 'bid' }, bids.length);
-    for (const d of declines) this.metrics.answers.inc({ answer: d.reason });
-    this.send({ kind: { $case: 'bids', bids: { roundId: call.roundId, bids, declines } } });
+    const answer = await answerCallForBids(call, {
+      capacity: this.opts.capacity,
+      apparmor: this.opts.apparmor,
+      holdings: this.holdings(),
+      imageReady: (ref) => this.images.ready(ref),
+    });
+    this.metrics.answers.inc({ answer: 'bid' }, answer.bids.length);
+    for (const d of answer.declines) this.metrics.answers.inc({ answer: d.reason });
+    this.send({ kind: { $case: 'bids', bids: { roundId: call.roundId, ...answer } } });
   }
 
-  /** Accepts (and reserves) or refuses an award, then starts the container. */
+  /** Accepts (and reserves) or refuses an award, then runs the award's procedure. */
   private async award(a: Award): Promise<void> {
     const spec = a.spec;
     const reply = (accepted: boolean, reason = '') => {
@@ -207,97 +166,132 @@ export class AgentCore {
       this.send({ kind: { $case: 'awardReply', awardReply: { lotId: a.lotId, accepted, reason } } });
     };
     if (!spec || !spec.resources) return reply(false, 'award without a container spec');
-    const free = this.free();
     if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE) return reply(false, 'no AppArmor on this host');
-    if (this.held.has(spec.instanceId)) return reply(true); // a repeated award: already ours
-    if (spec.resources.cpuMillis > free.cpuMillis || spec.resources.memoryMib > free.memoryMib) {
-      return reply(false, 'no longer fits');
-    }
-    const held: Held = {
-      instanceId: spec.instanceId,
-      resources: spec.resources,
-      tenant: spec.tenant,
-      haGroup: spec.haGroup,
-      containerId: '',
-      reported: InstanceState.INSTANCE_STATE_STARTING,
-    };
-    this.held.set(spec.instanceId, held);
+    if (this.instances.has(spec.instanceId)) return reply(true); // a repeated award: already ours
+    const short = shortOf(spec.resources, freeResources(this.opts.capacity, this.holdings()));
+    if (short !== undefined) return reply(false, `no longer fits (${short})`);
+    const inst = Instance.awarded(spec, this.clock, (status) => this.send({ kind: { $case: 'instanceStatus', instanceStatus: status } }));
+    this.instances.set(spec.instanceId, inst);
     reply(true);
+    const work = this.create(inst, spec).finally(() => this.work.delete(spec.instanceId));
+    this.work.set(spec.instanceId, work);
+    await work;
+  }
+
+  /** The award's procedure: profile, network and container (under the network's lock), start.
+   *  Each step stops short when the instance has moved on (its removal was asked meanwhile). */
+  private async create(inst: Instance, spec: ContainerSpec): Promise<void> {
+    if (!inst.beginCreating()) return;
     try {
-      held.containerId = await this.run(spec);
-      this.report(held, InstanceState.INSTANCE_STATE_RUNNING, '');
+      if (!(await this.engine.imageExists(spec.image))) throw new Error(`image ${spec.image} is not on this host and no registry is configured`);
+      // Profile checked by the real apparmor_parser; loaded and applied only where the kernel enforces it.
+      const profile = profileName(spec);
+      const text = generateProfile(profile, {});
+      await checkProfile(text);
+      let applied: string | null = null;
+      if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_ENFORCED) {
+        await loadProfile(text);
+        applied = profile;
+      }
+      const id = await this.networks.withNetwork(spec.tenant, spec.environment, async (network) => {
+        if (inst.phase !== 'creating') return undefined;
+        const name = containerName(spec, this.hostId);
+        const body = containerBody(spec, { hostId: this.hostId, network, apparmorProfile: applied });
+        try {
+          return await this.engine.createContainer(name, body);
+        } catch (err) {
+          // A container of that name left by a crash mid-start: it is ours, replace it.
+          if (!(err instanceof DockerEngineError) || err.statusCode !== 409) throw err;
+          await this.engine.removeContainer(name);
+          return await this.engine.createContainer(name, body);
+        }
+      });
+      if (id === undefined) return;
+      inst.created(id);
+      if (inst.phase !== 'creating') return;
+      await this.engine.startContainer(id);
+      inst.started();
     } catch (err) {
       this.log.warn({ instance: spec.instanceId, err: (err as Error).message }, 'container failed to start');
-      this.report(held, InstanceState.INSTANCE_STATE_FAILED, (err as Error).message);
+      inst.couldNotStart((err as Error).message);
     }
   }
 
-  /** Profile checked by the real apparmor_parser; loaded and applied only where the kernel enforces it. */
-  private async run(spec: ContainerSpec): Promise<string> {
-    if (!(await this.engine.imageExists(spec.image))) throw new Error(`image ${spec.image} is not on this host and no registry is configured`);
-    const profile = profileName(spec);
-    const text = generateProfile(profile, {});
-    await checkProfile(text);
-    let applied: string | null = null;
-    if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_ENFORCED) {
-      await loadProfile(text);
-      applied = profile;
-    }
-    const network = networkName(this.hostId, spec.tenant, spec.environment);
-    await this.engine.ensureNetwork(network, { 'podium.host': this.hostId, 'podium.tenant': spec.tenant, 'podium.environment': spec.environment });
-    const name = containerName(spec, this.hostId);
-    const body = containerBody(spec, { hostId: this.hostId, network, apparmorProfile: applied });
-    let id: string;
-    try {
-      id = await this.engine.createContainer(name, body);
-    } catch (err) {
-      // A container of that name left by a crash mid-start: it is ours, replace it.
-      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
-      await this.engine.removeContainer(name);
-      id = await this.engine.createContainer(name, body);
-    }
-    await this.engine.startContainer(id);
-    return id;
+  /** Stops and removes the instance's containers, forgets it, and releases its network. A removal
+   *  already under way is joined. */
+  private remove(instanceId: string, why: string): Promise<void> {
+    const running = this.removals.get(instanceId);
+    if (running) return running;
+    const removal = this.removeOnce(instanceId, why).finally(() => this.removals.delete(instanceId));
+    this.removals.set(instanceId, removal);
+    return removal;
   }
 
-  private async remove(instanceId: string, why: string): Promise<void> {
-    const h = this.held.get(instanceId);
-    const ids = h?.containerId
-      ? [h.containerId]
-      : (await this.engine.listContainers({ 'podium.host': this.hostId, 'podium.instance': instanceId })).map((c) => c.id);
-    for (const id of ids) {
-      await this.engine.stopContainer(id, 5);
-      await this.engine.removeContainer(id);
+  private async removeOnce(instanceId: string, why: string): Promise<void> {
+    const inst = this.instances.get(instanceId);
+    inst?.beginRemoval();
+    // An award's procedure in flight stops at its next step; its container is found below.
+    await this.work.get(instanceId)?.catch(() => undefined);
+    const containers = await this.engine.listContainers({ [LABEL_HOST]: this.hostId, [LABEL_INSTANCE]: instanceId });
+    for (const c of containers) {
+      await this.engine.stopContainer(c.id, STOP_GRACE_SECONDS);
+      await this.engine.removeContainer(c.id);
     }
-    this.held.delete(instanceId);
+    inst?.removed();
+    this.instances.delete(instanceId);
     this.log.info({ instance: instanceId, why }, 'container removed');
-  }
-
-  private report(h: Held, state: InstanceState, message: string, force = false): void {
-    if (!force && h.reported === state) return;
-    h.reported = state;
-    this.send({
-      kind: { $case: 'instanceStatus', instanceStatus: { instanceId: h.instanceId, state, containerId: h.containerId, message } },
-    });
-  }
-
-  /** Reports containers that exited since the last look. */
-  async checkContainers(): Promise<void> {
-    try {
-      const seen = new Map((await this.engine.listContainers({ 'podium.host': this.hostId })).map((c) => [c.labels['podium.instance'] ?? '', c]));
-      for (const h of this.held.values()) {
-        if (h.reported !== InstanceState.INSTANCE_STATE_RUNNING) continue;
-        const c = seen.get(h.instanceId);
-        if (c?.running) continue;
-        let why = 'container disappeared';
-        if (c) {
-          const info = await this.engine.inspectContainer(c.id).catch(() => undefined);
-          why = info?.State ? `container ${info.State.Status} with exit code ${info.State.ExitCode}${info.State.OOMKilled ? ' (out of memory)' : ''}` : `container ${c.state}`;
-        }
-        this.report(h, InstanceState.INSTANCE_STATE_FAILED, why);
-      }
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not list containers');
+    const envs = new Map<string, { tenant: string; environment: string }>();
+    if (inst) envs.set(`${inst.facts.tenant}\0${inst.facts.environment}`, inst.facts);
+    for (const c of containers) {
+      const tenant = c.labels[LABEL_TENANT];
+      const environment = c.labels[LABEL_ENVIRONMENT];
+      if (tenant && environment) envs.set(`${tenant}\0${environment}`, { tenant, environment });
     }
+    for (const e of envs.values()) await this.networks.release(e.tenant, e.environment);
+  }
+
+  /** The engine's containers of this host become instances again (a restarted agent). */
+  private async adopt(): Promise<void> {
+    for (const c of await this.engine.listContainers({ [LABEL_HOST]: this.hostId })) {
+      const id = c.labels[LABEL_INSTANCE];
+      if (!id || this.instances.has(id)) continue;
+      const takenAt = this.clock.next();
+      const info = await this.engine.inspectContainer(c.id).catch((err: unknown) => {
+        if (err instanceof DockerEngineError && err.statusCode === 404) return undefined; // removed meanwhile
+        throw err;
+      });
+      if (info === undefined) continue;
+      const facts = {
+        instanceId: id,
+        tenant: c.labels[LABEL_TENANT] ?? '',
+        environment: c.labels[LABEL_ENVIRONMENT] ?? '',
+        haGroup: c.labels[LABEL_HA_GROUP] ?? '',
+        resources: {
+          cpuMillis: Math.round((info?.HostConfig?.NanoCpus ?? 0) / 1e6),
+          memoryMib: Math.round((info?.HostConfig?.Memory ?? 0) / (1024 * 1024)),
+        },
+      };
+      const state = {
+        running: info?.State?.Running === true,
+        status: String(info?.State?.Status ?? c.state),
+        exitCode: Number(info?.State?.ExitCode ?? -1),
+        oomKilled: info?.State?.OOMKilled === true,
+      };
+      this.instances.set(
+        id,
+        Instance.adopted(facts, c.id, state, takenAt, this.clock, (status) => this.send({ kind: { $case: 'instanceStatus', instanceStatus: status } })),
+      );
+    }
+  }
+
+  private *watchTargets(): Iterable<{ instanceId: string; containerId: string }> {
+    for (const i of this.instances.values()) {
+      if (i.phase === 'creating' || i.phase === 'running') yield { instanceId: i.id, containerId: i.containerId };
+    }
+  }
+
+  private observe(o: Observation): void {
+    const inst = this.instances.get(o.instanceId);
+    if (inst?.observe(o)) this.log.info({ instance: o.instanceId, phase: inst.phase, observed: o.kind }, 'instance changed');
   }
 }

@@ -15,6 +15,7 @@ import { AgentCore } from './agent-core';
 import type { ContainerEngine } from './container-engine';
 import type { AgentIdentity } from './identity';
 import { AgentMetrics } from './metrics';
+import type { SubnetPool } from './subnet-pool';
 
 export interface AgentOptions {
   serverAddress: string;
@@ -26,8 +27,10 @@ export interface AgentOptions {
   /** Reconnect backoff bounds; each wait is a random point up to the current bound. */
   backoffMinMs: number;
   backoffMaxMs: number;
-  /** How often running containers are checked for exits. */
+  /** How often the containers are checked in full; the engine's event stream comes first. */
   watchIntervalMs: number;
+  /** Where the environments' network subnets come from. */
+  subnetPool: SubnetPool;
 }
 
 export class Agent {
@@ -50,7 +53,7 @@ export class Agent {
     this.backoff = opts.backoffMinMs;
     this.core = new AgentCore(
       engine,
-      { hostId: identity.hostId, capacity: opts.capacity, apparmor: opts.apparmor, watchIntervalMs: opts.watchIntervalMs },
+      { hostId: identity.hostId, capacity: opts.capacity, apparmor: opts.apparmor, watchIntervalMs: opts.watchIntervalMs, subnetPool: opts.subnetPool },
       (msg) => this.send(msg),
       this.metrics,
       log,
@@ -59,6 +62,11 @@ export class Agent {
 
   get hostId(): string {
     return this.identity.hostId;
+  }
+
+  /** The core: its instances, networks and container watch (for tests and metrics). */
+  get work(): AgentCore {
+    return this.core;
   }
 
   /** Rebuilds its bookkeeping from the engine, then keeps a session open until stop(). */
