@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { SubnetPool, SubnetPoolError } from '../agent/subnet-pool';
 
 /**
  * Flags become typed, validated, frozen configuration here and only here: the rest of Podium
@@ -64,4 +65,18 @@ export function parseNames(flag: string, values: string[]): string[] {
     out.push(name);
   }
   return out;
+}
+
+/** `--subnet-pool` and `--subnet-prefix` checked together (the prefix must fit the pool); each
+ *  error names the flag that is wrong. */
+export function parseSubnetPool(pool: string, prefix: string): { subnetPool: string; subnetPrefix: number } {
+  if (!/^\d+$/.test(prefix.trim())) throw new ConfigError('--subnet-prefix', `expected a number of bits like 26, got "${prefix}"`);
+  const subnetPrefix = Number(prefix);
+  try {
+    SubnetPool.parse(pool, subnetPrefix);
+  } catch (err) {
+    if (err instanceof SubnetPoolError) throw new ConfigError(err.field === 'pool' ? '--subnet-pool' : '--subnet-prefix', err.message);
+    throw err;
+  }
+  return { subnetPool: pool, subnetPrefix };
 }

@@ -6,10 +6,10 @@ import { Command, Option } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Role } from '../certs';
-import { startAgent } from '../agent';
+import { AGENT_DEFAULTS, startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
 import { SERVER_DEFAULTS, Store, startServer } from '../server';
-import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt } from './config';
+import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseSubnetPool } from './config';
 import { runDev } from './dev';
 import { serveMetrics } from './metrics-endpoint';
 import { processLogger } from './log';
@@ -84,11 +84,14 @@ export function program(): Command {
     .option('--cpu-millis <n>', 'advertised CPU (default: detected)')
     .option('--memory-mib <n>', 'advertised memory (default: detected)')
     .option('--docker-socket <path>', 'Docker Engine API socket', '/var/run/docker.sock')
+    .option('--subnet-pool <cidr>', "IPv4 pool of the environments' network subnets on this host", AGENT_DEFAULTS.subnetPool)
+    .option('--subnet-prefix <bits>', "prefix length of each environment's subnet", String(AGENT_DEFAULTS.subnetPrefix))
     .addOption(new Option('--insecure-no-apparmor', 'accept customer work on a kernel without AppArmor (containers run unconfined by it)').default(false))
     .option('--metrics-listen <host:port>', 'Prometheus /metrics address (off when absent)')
     .action(async (o) => {
       const logger = processLogger('podium-agent');
       parseListen('--server', o.server);
+      const subnets = parseSubnetPool(o.subnetPool, o.subnetPrefix);
       const metricsAt = o.metricsListen !== undefined ? parseListen('--metrics-listen', o.metricsListen) : null;
       const running = await startAgent(
         Object.freeze({
@@ -104,6 +107,7 @@ export function program(): Command {
             memoryMib: o.memoryMib !== undefined ? parsePositiveInt('--memory-mib', o.memoryMib) : undefined,
           },
           dockerSocket: o.dockerSocket,
+          ...subnets,
           insecureNoAppArmor: Boolean(o.insecureNoApparmor),
           logger,
         }),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { ConfigError, parseSubnetPool } from '../../cli/config';
 import { formatIpv4Cidr, overlaps, parseIpv4Cidr, SubnetPool, SubnetPoolError } from '../../agent/subnet-pool';
 
 const cidr = (text: string) => parseIpv4Cidr(text)!;
@@ -20,6 +21,15 @@ describe('agent: subnet pool', () => {
     refuses('10.210.0.0/16', 30, 'prefix', /to 29, got 30/);
     refuses('10.210.0.0/16', 26.5, 'prefix', /got 26.5/);
     assert.equal(SubnetPool.parse('10.210.0.0/16', 26).size, 1024);
+  });
+
+  it('podium agent names the flag that is wrong', () => {
+    assert.deepEqual(parseSubnetPool('10.210.0.0/16', '26'), { subnetPool: '10.210.0.0/16', subnetPrefix: 26 });
+    const refuses = (pool: string, prefix: string, message: RegExp) => assert.throws(() => parseSubnetPool(pool, prefix), (err: unknown) => err instanceof ConfigError && message.test(err.message));
+    refuses('10.210.0.0', '26', /^--subnet-pool: expected an IPv4 CIDR/);
+    refuses('10.210.0.0/16', 'x', /^--subnet-prefix: expected a number of bits/);
+    refuses('10.210.0.0/16', '-1', /^--subnet-prefix: /);
+    refuses('10.210.0.0/24', '20', /^--subnet-prefix: expected an integer from 24/);
   });
 
   it('overlaps is true exactly when two blocks share an address', () => {
