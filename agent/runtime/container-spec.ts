@@ -227,10 +227,12 @@ export function containerName(spec: Pick<ContainerSpec, 'service' | 'instanceId'
 }
 
 /** The Docker network of one environment of one tenant on one host:
- *  `podium-<host>-<tenant>-<environment>-<hash>`. The hash of the raw (tenant, environment) makes
- *  the name unique per environment even when the readable parts sanitize to the same text. */
+ *  `podium-<host>-<tenant>-<environment>-<hash>`. The hash of the raw (host, tenant, environment)
+ *  makes the name unique per host and environment even when the readable parts sanitize, or are
+ *  cut, to the same text: hosts that share an engine (`podium dev`) may have ids that agree in
+ *  their first 24 characters. */
 export function networkName(hostId: string, tenant: string, environment: string): string {
-  return `podium-${namePart(hostId, 24)}-${namePart(tenant, 24)}-${namePart(environment, 24)}-${nameHash([tenant, environment])}`;
+  return `podium-${namePart(hostId, 24)}-${namePart(tenant, 24)}-${namePart(environment, 24)}-${nameHash([hostId, tenant, environment])}`;
 }
 
 /** Docker and AppArmor capability names: upper case, without "CAP_", sorted, no duplicates.

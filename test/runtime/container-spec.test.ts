@@ -162,5 +162,8 @@ describe('runtime/container-spec: names', () => {
     // The same readable text from different (tenant, environment) splits must not share a network.
     assert.notEqual(networkName('h', 'a-b', 'c'), networkName('h', 'a', 'b-c'));
     assert.notEqual(networkName('h', 'Acme', 'prod'), networkName('h', 'acme', 'prod'));
+    // Hosts on one engine whose ids agree in the part the name keeps readable.
+    const long = 'podiumtest-host-12345-abcdef';
+    assert.notEqual(networkName(`${long}-1`, 'acme', 'prod'), networkName(`${long}-2`, 'acme', 'prod'));
   });
 });
