@@ -200,8 +200,13 @@ export class AgentCore {
         try {
           return await this.engine.createContainer(name, body);
         } catch (err) {
-          // A container of that name left by a crash mid-start: it is ours, replace it.
           if (!(err instanceof DockerEngineError) || err.statusCode !== 409) throw err;
+          // A container of that name left by a crash mid-start is ours: replace it. One that
+          // carries another host's or instance's labels is not, whatever its name says.
+          const labels: Record<string, string> = (await this.engine.inspectContainer(name))?.Config?.Labels ?? {};
+          if (labels[LABEL_HOST] !== this.hostId || labels[LABEL_INSTANCE] !== spec.instanceId) {
+            throw new DockerEngineError(`create container ${name}`, `the name is taken by a container of host ${JSON.stringify(labels[LABEL_HOST] ?? '')}, instance ${JSON.stringify(labels[LABEL_INSTANCE] ?? '')}`, 409);
+          }
           await this.engine.removeContainer(name);
           return await this.engine.createContainer(name, body);
         }

@@ -219,11 +219,21 @@ export function assertConfined(body: ContainerCreateBody): void {
 
 /** `podium-<host>-<service>-<short instance>`, in Docker's name charset. The short instance is
  *  the instance id when it has at most 12 name characters, else its first 8 and 4 hex of its hash,
- *  so that ids sharing a long prefix still differ. Labels, not names, identify an instance. */
+ *  so that ids sharing a long prefix still differ. The host is its id when that has at most 24
+ *  characters, else its first 15 and 8 hex of its hash: hosts that share an engine must never
+ *  reach for the same name, since one instance can be awarded to two of them in turn (an award
+ *  answered too late goes to another host). Labels, not names, identify an instance. */
 export function containerName(spec: Pick<ContainerSpec, 'service' | 'instanceId'>, hostId: string): string {
   const compact = spec.instanceId.toLowerCase().replace(/[^a-z0-9]/g, '');
   const short = compact === '' ? nameHash([spec.instanceId], 12) : compact.length <= 12 ? compact : `${compact.slice(0, 8)}${nameHash([spec.instanceId], 4)}`;
-  return `podium-${namePart(hostId, 24)}-${namePart(spec.service, 32)}-${short}`;
+  return `podium-${hostPart(hostId)}-${namePart(spec.service, 32)}-${short}`;
+}
+
+/** The host id as a name part of at most 24 characters; one that would be cut keeps a hash of the
+ *  whole id, so that two ids agreeing in their first 24 characters stay apart. */
+function hostPart(hostId: string): string {
+  const whole = namePart(hostId, 255);
+  return whole.length <= 24 ? whole : `${namePart(hostId, 15)}-${nameHash([hostId], 8)}`;
 }
 
 /** The Docker network of one environment of one tenant on one host:

@@ -9,7 +9,7 @@ import { AppArmorMode, InstanceState } from '../../gen/podium/v1/resources';
 import { AgentCore } from '../../agent/agent-core';
 import { AgentMetrics } from '../../agent/metrics';
 import { SubnetPool } from '../../agent/subnet-pool';
-import { networkName } from '../../agent/runtime';
+import { containerBody, containerName, networkName } from '../../agent/runtime';
 import { poll } from '../support/poll';
 import { FakeEngine, statuses } from './fake-engine';
 
@@ -171,6 +171,23 @@ describe('agent core with a scripted engine', function () {
     assert.deepEqual(core.inventory(), [{ instanceId: 'i-1', containerId: containerOf('i-1').id, running: true }]);
     await core.handle({ kind: { $case: 'reconcile', reconcile: { keepInstanceIds: ['i-1'], removeInstanceIds: [] } } });
     assert.deepEqual(statuses(outbox, 'i-1'), [{ state: RUNNING, message: '' }]);
+  });
+
+  it('replaces a container of its own name left by a crash, never one of another host or instance', async () => {
+    const mine = spec('i-1');
+    const name = containerName(mine, HOST);
+    const body = (hostId: string, s: ContainerSpec) => containerBody(s, { hostId, network: 'podium-x', apparmorProfile: null });
+    const left = await engine.createContainer(name, body(HOST, mine));
+    await award(mine);
+    assert.deepEqual(statuses(outbox, 'i-1'), [{ state: RUNNING, message: '' }]);
+    assert.ok(!engine.containers.has(left), 'the leftover was replaced');
+
+    const other = spec('i-2');
+    const foreign = await engine.createContainer(containerName(other, HOST), body('h-elsewhere', other));
+    await award(other);
+    assert.equal(statuses(outbox, 'i-2').at(-1)?.state, FAILED);
+    assert.match(statuses(outbox, 'i-2').at(-1)!.message, /the name is taken by a container of host "h-elsewhere", instance "i-2"/);
+    assert.ok(engine.containers.has(foreign), "another host's container is left alone");
   });
 
   it('bids from its instances, and declines a lot that does not fit naming the dimension', async () => {

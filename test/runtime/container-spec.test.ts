@@ -153,6 +153,15 @@ describe('runtime/container-spec: names', () => {
     assert.notEqual(a, b);
   });
 
+  it('containerName keeps apart hosts whose long ids share their first 24 characters', () => {
+    const long = 'podiumtest-host-12345-abcdef';
+    const a = containerName(spec(), `${long}-1`);
+    const b = containerName(spec(), `${long}-2`);
+    assert.notEqual(a, b);
+    assert.match(a, /^podium-podiumtest-host-[0-9a-f]{8}-web-/);
+    assert.ok(containerName(spec(), 'local-1').startsWith('podium-local-1-web-'), 'short ids stay readable');
+  });
+
   it('networkName is per host and per environment, and unambiguous across tenants', () => {
     const n = networkName('host-1', 'acme', 'prod');
     assert.match(n, /^podium-host-1-acme-prod-[0-9a-f]{16}$/);
