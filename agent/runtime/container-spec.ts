@@ -27,6 +27,9 @@ export const DEFAULT_PIDS_LIMIT = 256;
 
 /** Docker refuses memory limits under 6 MiB. */
 const MIN_MEMORY_MIB = 6;
+/** The kernel refuses a CFS quota under 1 ms per 100 ms period (cpu.cfs_quota_us >= 1000), and
+ *  Docker's NanoCpus becomes that quota: below 10 millicores a start fails in runc. */
+const MIN_CPU_MILLIS = 10;
 
 /**
  * Capabilities a service type may ask for: Docker's default set less NET_RAW (packet forging on
@@ -273,7 +276,9 @@ function checkSpec(spec: ContainerSpec): void {
   }
   const r = spec.resources;
   if (r === undefined || r === null) throw new ContainerSpecError('resources are required: every container runs with memory and CPU limits');
-  if (!Number.isInteger(r.cpuMillis) || r.cpuMillis <= 0) throw new ContainerSpecError(`cpuMillis must be a positive integer, got ${r.cpuMillis}`);
+  if (!Number.isInteger(r.cpuMillis) || r.cpuMillis < MIN_CPU_MILLIS) {
+    throw new ContainerSpecError(`cpuMillis must be an integer of at least ${MIN_CPU_MILLIS} (the kernel's smallest CPU quota), got ${r.cpuMillis}`);
+  }
   if (!Number.isInteger(r.memoryMib) || r.memoryMib < MIN_MEMORY_MIB) {
     throw new ContainerSpecError(`memoryMib must be an integer of at least ${MIN_MEMORY_MIB}, got ${r.memoryMib}`);
   }

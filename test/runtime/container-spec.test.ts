@@ -56,6 +56,8 @@ describe('runtime/container-spec: containerBody', () => {
     assert.throws(() => containerBody(spec({ resources: { cpuMillis: 0, memoryMib: 64 } }), opts), /cpuMillis/);
     assert.throws(() => containerBody(spec({ resources: { cpuMillis: 100, memoryMib: 5 } }), opts), /memoryMib/);
     assert.throws(() => containerBody(spec({ resources: { cpuMillis: 1.5, memoryMib: 64 } }), opts), /cpuMillis/);
+    // 5 millicores is a CFS quota of 500 µs, which the kernel refuses when runc writes it.
+    assert.throws(() => containerBody(spec({ resources: { cpuMillis: 5, memoryMib: 64 } }), opts), /cpuMillis must be an integer of at least 10/);
   });
 
   it('labels the container with host, service, instance, environment and tenant', () => {
