@@ -102,6 +102,11 @@ export class AgentCore {
     this.watch.stop();
   }
 
+  /** Award procedures, removals and network operations still in flight (0 when it is idle). */
+  get pendingWork(): number {
+    return this.work.size + this.removals.size + this.networks.busy;
+  }
+
   /** The container watch, for tests that break its stream or run a full check. */
   get containerWatch(): ContainerWatch {
     return this.watch;
@@ -297,6 +302,8 @@ export class AgentCore {
 
   private observe(o: Observation): void {
     const inst = this.instances.get(o.instanceId);
-    if (inst?.observe(o)) this.log.info({ instance: o.instanceId, phase: inst.phase, observed: o.kind }, 'instance changed');
+    if (!inst?.observe(o)) return;
+    this.metrics.containerChanges.inc({ source: o.source, change: o.kind });
+    this.log.info({ instance: o.instanceId, phase: inst.phase, observed: o.kind, source: o.source }, 'instance changed');
   }
 }

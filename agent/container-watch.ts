@@ -94,12 +94,12 @@ export class ContainerWatch {
       if (containerId === '') continue;
       const c = listed.get(containerId);
       if (c === undefined) {
-        this.observe({ kind: 'gone', instanceId, containerId, takenAt });
+        this.observe({ kind: 'gone', instanceId, containerId, takenAt, source: 'check' });
       } else if (!c.running) {
         // The list says it is not running; the exit code is only in the inspect document.
         const state = (await this.engine.inspectContainer(containerId).catch(() => undefined))?.State;
         const exitCode = Number.isInteger(state?.ExitCode) ? Number(state.ExitCode) : -1;
-        this.observe({ kind: 'stopped', instanceId, containerId, takenAt, state: c.state, exitCode, oomKilled: state?.OOMKilled === true });
+        this.observe({ kind: 'stopped', instanceId, containerId, takenAt, source: 'check', state: c.state, exitCode, oomKilled: state?.OOMKilled === true });
       }
     }
   }
@@ -143,7 +143,7 @@ export class ContainerWatch {
   private onEvent(e: EngineEvent): void {
     const instanceId = e.attributes[LABEL_INSTANCE];
     if (e.type !== 'container' || !instanceId) return;
-    const base = { instanceId, containerId: e.id, takenAt: this.clock.next() };
+    const base = { instanceId, containerId: e.id, takenAt: this.clock.next(), source: 'event' as const };
     if (e.action === 'die') {
       const code = Number(e.attributes.exitCode);
       this.observe({ ...base, kind: 'stopped', state: 'exited', exitCode: Number.isInteger(code) ? code : -1, oomKilled: false });

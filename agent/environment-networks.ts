@@ -54,6 +54,11 @@ export class EnvironmentNetworks {
     });
   }
 
+  /** Networks with work queued or running. */
+  get busy(): number {
+    return this.lock.busy;
+  }
+
   /** Removes the environment's network when no container of that environment is left on this
    *  host. Safe to call at any time, as often as wanted. */
   release(tenant: string, environment: string): Promise<void> {

@@ -20,11 +20,13 @@ export class ObservationClock {
   }
 }
 
-/** About one container, by id; `instanceId` is the podium.instance label it carries. */
+/** About one container, by id; `instanceId` is the podium.instance label it carries; `source`
+ *  says whether the event stream or a full check saw it (for logs and metrics only). */
 interface ObservationBase {
   instanceId: string;
   containerId: string;
   takenAt: number;
+  source: 'event' | 'check';
 }
 
 /**
