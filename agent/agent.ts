@@ -40,8 +40,8 @@ export class Agent {
   private stopped = false;
   private backoff: number;
   private connected = false;
-  readonly metrics: AgentMetrics = new AgentMetrics({ connected: () => this.connected, containers: () => this.core.size });
-  private readonly core: AgentCore;
+  readonly metrics: AgentMetrics = new AgentMetrics({ connected: () => this.connected, containers: () => this.agentCore.size });
+  private readonly agentCore: AgentCore;
 
   constructor(
     private identity: AgentIdentity,
@@ -51,7 +51,7 @@ export class Agent {
     private readonly random: () => number = Math.random,
   ) {
     this.backoff = opts.backoffMinMs;
-    this.core = new AgentCore(
+    this.agentCore = new AgentCore(
       engine,
       { hostId: identity.hostId, capacity: opts.capacity, apparmor: opts.apparmor, watchIntervalMs: opts.watchIntervalMs, subnetPool: opts.subnetPool },
       (msg) => this.send(msg),
@@ -65,13 +65,13 @@ export class Agent {
   }
 
   /** The core: its instances, networks and container watch (for tests and metrics). */
-  get work(): AgentCore {
-    return this.core;
+  get core(): AgentCore {
+    return this.agentCore;
   }
 
   /** Rebuilds its bookkeeping from the engine, then keeps a session open until stop(). */
   async start(): Promise<void> {
-    await this.core.start();
+    await this.agentCore.start();
     this.connect();
   }
 
@@ -84,7 +84,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
-    this.core.stop();
+    this.agentCore.stop();
     this.stream?.cancel();
     this.client?.close();
   }
@@ -136,7 +136,7 @@ export class Agent {
           capacity: this.opts.capacity,
           labels: this.opts.labels,
           apparmor: this.opts.apparmor,
-          inventory: this.core.inventory(),
+          inventory: this.agentCore.inventory(),
         },
       },
     });
@@ -155,7 +155,7 @@ export class Agent {
         return;
       }
       default:
-        return this.core.handle(msg);
+        return this.agentCore.handle(msg);
     }
   }
 }

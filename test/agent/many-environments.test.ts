@@ -67,7 +67,7 @@ describe('200 environments on one real agent', function () {
     await poll('no container left', async () => (await fleet.containers()).length === 0, 600_000, 500);
     // The engine stops listing a network as soon as its removal begins; the agent's own calls
     // finish later (the engine tears bridges down one at a time), and only then is it done.
-    await poll('no network left, and the agent idle', async () => (await fleet.networks()).length === 0 && fleet.agents[0]!.work.pendingWork === 0, 300_000, 500);
+    await poll('no network left, and the agent idle', async () => (await fleet.networks()).length === 0 && fleet.agents[0]!.core.pendingWork === 0, 300_000, 500);
     const deletedMs = Date.now() - deleting;
     process.stdout.write(`      ${ENVIRONMENTS} environments placed and running in ${(placedMs / 1000).toFixed(1)} s; deleted, networks and all, in ${(deletedMs / 1000).toFixed(1)} s\n`);
   });

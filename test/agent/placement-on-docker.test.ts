@@ -59,7 +59,9 @@ describe('three real agents on the real engine', function () {
 
   before(async function () {
     this.timeout(60_000);
-    h = await startPodApiHarness();
+    // Timings for a busy machine (2 cores shared with other work): a host marked down for a stall
+    // would move replicas, which is another test's subject.
+    h = await startPodApiHarness({ hostTtlMs: 15_000, heartbeatIntervalMs: 1_000, bidDeadlineMs: 2_000, awardTimeoutMs: 20_000 });
     fleet = await RealAgents.start(h, 3, {
       // A short full check: the race of the finding needs checks running while awards start.
       watchIntervalMs: 300,
@@ -144,9 +146,9 @@ describe('three real agents on the real engine', function () {
 
   it('opens the event stream again when it is cut, and reports the next kill through it', async () => {
     const agent = fleet.agents[0]!;
-    const opened = agent.work.containerWatch.subscriptions;
+    const opened = agent.core.containerWatch.subscriptions;
     engines[0]!.cut();
-    await poll('the stream opened again', () => agent.work.containerWatch.subscribed && agent.work.containerWatch.subscriptions > opened, 10_000, 20);
+    await poll('the stream opened again', () => agent.core.containerWatch.subscribed && agent.core.containerWatch.subscriptions > opened, 10_000, 20);
     const before = await changes(agent, 'event');
     const victim = runningOn(fleet.hosts[0]!);
     await killAndWait(victim);
@@ -155,7 +157,7 @@ describe('three real agents on the real engine', function () {
 
   it('with the event stream broken, the periodic check reports the kill', async () => {
     const agent = fleet.agents[2]!;
-    assert.equal(agent.work.containerWatch.subscribed, false);
+    assert.equal(agent.core.containerWatch.subscribed, false);
     const victim = runningOn(fleet.hosts[2]!);
     const ms = await killAndWait(victim);
     assert.equal(await changes(agent, 'event'), 0);
