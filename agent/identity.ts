@@ -10,6 +10,7 @@
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { CertificateServiceClient } from '../gen/podium/v1/certificate';
@@ -63,7 +64,8 @@ export function pinCa(address: string, fingerprint: string, timeoutMs = 10_000):
   const { host, port } = splitAddress(address);
   return new Promise((resolve, reject) => {
     // Verification is off only for this one look at the chain; nothing is sent on this socket.
-    const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: host === '127.0.0.1' ? undefined : host });
+    // An IP address is not a server name (RFC 6066): only a DNS name goes into SNI.
+    const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: isIP(host) ? undefined : host });
     const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake with ${address} within ${timeoutMs} ms`)), timeoutMs);
     socket.once('error', (err) => {
       clearTimeout(timer);

@@ -8,8 +8,22 @@ import { renewalTime, validityOf } from '../certs';
 import { Agent } from './agent';
 import { joinFleet, loadIdentity, renew, saveIdentity, type AgentIdentity } from './identity';
 import { DockerEngine, kernelAppArmor } from './runtime';
+import { SubnetPool } from './subnet-pool';
 
 export { Agent } from './agent';
+export type { AgentOptions } from './agent';
+export { AgentCore } from './agent-core';
+export { SubnetPool, SubnetPoolError } from './subnet-pool';
+
+/** Defaults of what `podium agent` can be told, with their units. */
+export const AGENT_DEFAULTS = Object.freeze({
+  /** The per-host pool the environments' subnets come from (not Docker's default pools). */
+  subnetPool: '10.210.0.0/16',
+  /** Bits of each environment's subnet: a /26 holds 61 containers, and a /16 pool 1024 of them. */
+  subnetPrefix: 26,
+  /** The full check of the containers, behind the engine's event stream. */
+  watchIntervalMs: 5_000,
+});
 
 export interface AgentConfig {
   /** Key, certificate, CA and host id live here. */
@@ -30,6 +44,12 @@ export interface AgentConfig {
   dockerSocket: string;
   /** Take customer work on a kernel without AppArmor (containers then run unconfined by it). */
   insecureNoAppArmor: boolean;
+  /** IPv4 CIDR of the environments' subnets on this host (AGENT_DEFAULTS.subnetPool). */
+  subnetPool?: string;
+  /** Prefix length of each environment's subnet (AGENT_DEFAULTS.subnetPrefix). */
+  subnetPrefix?: number;
+  /** Full check of the containers, in ms (AGENT_DEFAULTS.watchIntervalMs). */
+  watchIntervalMs?: number;
   logger: Logger;
 }
 
@@ -45,8 +65,11 @@ export function appArmorMode(kernelEnforces: boolean, insecureNoAppArmor: boolea
   return insecureNoAppArmor ? AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE : AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE;
 }
 
+/** Starts the agent. Throws SubnetPoolError (field 'pool' or 'prefix') for a pool that makes no
+ *  sense, before anything else is done. */
 export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   const log = config.logger;
+  const subnetPool = SubnetPool.parse(config.subnetPool ?? AGENT_DEFAULTS.subnetPool, config.subnetPrefix ?? AGENT_DEFAULTS.subnetPrefix);
   let identity = loadIdentity(config.dataDir);
   if (identity && config.hostId && identity.hostId !== config.hostId) {
     throw new Error(`--host-id ${config.hostId} does not match the identity in ${config.dataDir}, which is host ${identity.hostId}`);
@@ -57,7 +80,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     saveIdentity(config.dataDir, identity);
     log.info({ host: identity.hostId }, 'joined the fleet');
   }
-  const engine = new DockerEngine({ socketPath: config.dockerSocket });
+  const engine = new DockerEngine({ socketPath: config.dockerSocket, logger: log });
   const info = await engine.info();
   const capacity: Resources = {
     cpuMillis: config.capacity?.cpuMillis ?? info.cpus * 1000,
@@ -82,7 +105,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       apparmor,
       backoffMinMs: 200,
       backoffMaxMs: 10_000,
-      watchIntervalMs: 2_000,
+      watchIntervalMs: config.watchIntervalMs ?? AGENT_DEFAULTS.watchIntervalMs,
+      subnetPool,
     },
     log.child({ host: identity.hostId }),
   );

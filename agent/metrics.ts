@@ -9,6 +9,8 @@ export class AgentMetrics {
   /** One per lot in a call for bids: "bid", or the reason it declined. */
   readonly answers: Counter<'answer'>;
   readonly awards: Counter<'accepted'>;
+  /** Observations of the engine that moved an instance, by where they came from. */
+  readonly containerChanges: Counter<'source' | 'change'>;
 
   constructor(view: { connected: () => boolean; containers: () => number }) {
     const registers = [this.registry];
@@ -23,6 +25,12 @@ export class AgentMetrics {
       name: 'podium_agent_awards_total',
       help: 'Awards received, by whether the agent accepted them.',
       labelNames: ['accepted'],
+      registers,
+    });
+    this.containerChanges = new Counter({
+      name: 'podium_agent_container_changes_total',
+      help: 'Containers seen stopped or gone that moved their instance, by source (event stream or full check) and change.',
+      labelNames: ['source', 'change'],
       registers,
     });
     new Gauge({

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { isTenantName, TENANT_NAME_RULE } from '../certs';
+import { SubnetPool, SubnetPoolError } from '../agent/subnet-pool';
 
 /**
  * Flags become typed, validated, frozen configuration here and only here: the rest of Podium
@@ -88,4 +89,18 @@ export function parseQuota(flag: string, value: string, defaults: { cpuMillis: n
     out[keys[m[1]!]!] = n;
   }
   return out;
+}
+
+/** `--subnet-pool` and `--subnet-prefix` checked together (the prefix must fit the pool); each
+ *  error names the flag that is wrong. */
+export function parseSubnetPool(pool: string, prefix: string): { subnetPool: string; subnetPrefix: number } {
+  if (!/^\d+$/.test(prefix.trim())) throw new ConfigError('--subnet-prefix', `expected a number of bits like 26, got "${prefix}"`);
+  const subnetPrefix = Number(prefix);
+  try {
+    SubnetPool.parse(pool, subnetPrefix);
+  } catch (err) {
+    if (err instanceof SubnetPoolError) throw new ConfigError(err.field === 'pool' ? '--subnet-pool' : '--subnet-prefix', err.message);
+    throw err;
+  }
+  return { subnetPool: pool, subnetPrefix };
 }

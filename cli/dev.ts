@@ -62,7 +62,9 @@ function portOpen(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Removes every container and network the dev hosts made (found by label), on the shared engine. */
+/** Removes every container and network the dev hosts made (found by label), on the shared engine.
+ *  Networks go with force: Docker 20.10 can keep stale endpoints that refuse a plain removal, and
+ *  nothing of the dev hosts is left on them once their containers are gone. */
 async function removeDevContainers(engine: DockerEngine): Promise<number> {
   let n = 0;
   for (const host of DEV_HOSTS) {
@@ -70,7 +72,7 @@ async function removeDevContainers(engine: DockerEngine): Promise<number> {
       await engine.removeContainer(c.id);
       n++;
     }
-    for (const net of await engine.listNetworks({ 'podium.host': host })) await engine.removeNetwork(net.id);
+    for (const net of await engine.listNetworks({ 'podium.host': host })) await engine.forceRemoveNetwork(net.id);
   }
   return n;
 }

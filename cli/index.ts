@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalSerial, createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, TENANT_NAME_RULE, type Role } from '../certs';
-import { startAgent } from '../agent';
+import { AGENT_DEFAULTS, startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
 import {
   certificateRecord,
@@ -19,7 +19,7 @@ import {
   Store,
   startServer,
 } from '../server';
-import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseTenant } from './config';
+import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseSubnetPool, parseTenant } from './config';
 import { runDev } from './dev';
 import { DEV_HOSTS_KINDS, type DevHostsKind } from './dev-hosts';
 import { serveMetrics } from './metrics-endpoint';
@@ -106,11 +106,14 @@ export function program(): Command {
     .option('--cpu-millis <n>', 'advertised CPU (default: detected)')
     .option('--memory-mib <n>', 'advertised memory (default: detected)')
     .option('--docker-socket <path>', 'Docker Engine API socket', '/var/run/docker.sock')
+    .option('--subnet-pool <cidr>', "IPv4 pool of the environments' network subnets on this host", AGENT_DEFAULTS.subnetPool)
+    .option('--subnet-prefix <bits>', "prefix length of each environment's subnet", String(AGENT_DEFAULTS.subnetPrefix))
     .addOption(new Option('--insecure-no-apparmor', 'accept customer work on a kernel without AppArmor (containers run unconfined by it)').default(false))
     .option('--metrics-listen <host:port>', 'Prometheus /metrics address (off when absent)')
     .action(async (o) => {
       const logger = processLogger('podium-agent');
       parseListen('--server', o.server);
+      const subnets = parseSubnetPool(o.subnetPool, o.subnetPrefix);
       const metricsAt = o.metricsListen !== undefined ? parseListen('--metrics-listen', o.metricsListen) : null;
       const running = await startAgent(
         Object.freeze({
@@ -126,6 +129,7 @@ export function program(): Command {
             memoryMib: o.memoryMib !== undefined ? parsePositiveInt('--memory-mib', o.memoryMib) : undefined,
           },
           dockerSocket: o.dockerSocket,
+          ...subnets,
           insecureNoAppArmor: Boolean(o.insecureNoApparmor),
           logger,
         }),

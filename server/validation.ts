@@ -19,7 +19,8 @@ export const LIMITS = {
   /** Docker refuses memory limits under 6 MiB. */
   minMemoryMib: 6,
   maxMemoryMib: 1024 * 1024,
-  minCpuMillis: 1,
+  /** The kernel's smallest CPU quota is 1 ms per 100 ms period: less cannot be enforced (runc fails). */
+  minCpuMillis: 10,
   maxCpuMillis: 256_000,
 } as const;
 

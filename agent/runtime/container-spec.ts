@@ -27,6 +27,9 @@ export const DEFAULT_PIDS_LIMIT = 256;
 
 /** Docker refuses memory limits under 6 MiB. */
 const MIN_MEMORY_MIB = 6;
+/** The kernel refuses a CFS quota under 1 ms per 100 ms period (cpu.cfs_quota_us >= 1000), and
+ *  Docker's NanoCpus becomes that quota: below 10 millicores a start fails in runc. */
+const MIN_CPU_MILLIS = 10;
 
 /**
  * Capabilities a service type may ask for: Docker's default set less NET_RAW (packet forging on
@@ -219,18 +222,30 @@ export function assertConfined(body: ContainerCreateBody): void {
 
 /** `podium-<host>-<service>-<short instance>`, in Docker's name charset. The short instance is
  *  the instance id when it has at most 12 name characters, else its first 8 and 4 hex of its hash,
- *  so that ids sharing a long prefix still differ. Labels, not names, identify an instance. */
+ *  so that ids sharing a long prefix still differ. The host is its id when that has at most 24
+ *  characters, else its first 15 and 8 hex of its hash: hosts that share an engine must never
+ *  reach for the same name, since one instance can be awarded to two of them in turn (an award
+ *  answered too late goes to another host). Labels, not names, identify an instance. */
 export function containerName(spec: Pick<ContainerSpec, 'service' | 'instanceId'>, hostId: string): string {
   const compact = spec.instanceId.toLowerCase().replace(/[^a-z0-9]/g, '');
   const short = compact === '' ? nameHash([spec.instanceId], 12) : compact.length <= 12 ? compact : `${compact.slice(0, 8)}${nameHash([spec.instanceId], 4)}`;
-  return `podium-${namePart(hostId, 24)}-${namePart(spec.service, 32)}-${short}`;
+  return `podium-${hostPart(hostId)}-${namePart(spec.service, 32)}-${short}`;
+}
+
+/** The host id as a name part of at most 24 characters; one that would be cut keeps a hash of the
+ *  whole id, so that two ids agreeing in their first 24 characters stay apart. */
+function hostPart(hostId: string): string {
+  const whole = namePart(hostId, 255);
+  return whole.length <= 24 ? whole : `${namePart(hostId, 15)}-${nameHash([hostId], 8)}`;
 }
 
 /** The Docker network of one environment of one tenant on one host:
- *  `podium-<host>-<tenant>-<environment>-<hash>`. The hash of the raw (tenant, environment) makes
- *  the name unique per environment even when the readable parts sanitize to the same text. */
+ *  `podium-<host>-<tenant>-<environment>-<hash>`. The hash of the raw (host, tenant, environment)
+ *  makes the name unique per host and environment even when the readable parts sanitize, or are
+ *  cut, to the same text: hosts that share an engine (`podium dev`) may have ids that agree in
+ *  their first 24 characters. */
 export function networkName(hostId: string, tenant: string, environment: string): string {
-  return `podium-${namePart(hostId, 24)}-${namePart(tenant, 24)}-${namePart(environment, 24)}-${nameHash([tenant, environment])}`;
+  return `podium-${namePart(hostId, 24)}-${namePart(tenant, 24)}-${namePart(environment, 24)}-${nameHash([hostId, tenant, environment])}`;
 }
 
 /** Docker and AppArmor capability names: upper case, without "CAP_", sorted, no duplicates.
@@ -261,7 +276,9 @@ function checkSpec(spec: ContainerSpec): void {
   }
   const r = spec.resources;
   if (r === undefined || r === null) throw new ContainerSpecError('resources are required: every container runs with memory and CPU limits');
-  if (!Number.isInteger(r.cpuMillis) || r.cpuMillis <= 0) throw new ContainerSpecError(`cpuMillis must be a positive integer, got ${r.cpuMillis}`);
+  if (!Number.isInteger(r.cpuMillis) || r.cpuMillis < MIN_CPU_MILLIS) {
+    throw new ContainerSpecError(`cpuMillis must be an integer of at least ${MIN_CPU_MILLIS} (the kernel's smallest CPU quota), got ${r.cpuMillis}`);
+  }
   if (!Number.isInteger(r.memoryMib) || r.memoryMib < MIN_MEMORY_MIB) {
     throw new ContainerSpecError(`memoryMib must be an integer of at least ${MIN_MEMORY_MIB}, got ${r.memoryMib}`);
   }

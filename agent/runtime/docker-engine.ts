@@ -1,6 +1,7 @@
 import Modem from 'docker-modem';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
+import { engineEvent, JsonLines, type EventHandlers, type EventSubscription } from './engine-events';
 
 /**
  * The agent's client of the Docker Engine API, over docker-modem's `dial` against the versioned
@@ -37,6 +38,21 @@ export interface ContainerSummary {
   labels: Record<string, string>;
   running: boolean;
   state: string;
+}
+
+/** A network as the engine lists it: its labels and the IPv4/IPv6 subnets of its IPAM config. */
+export interface NetworkSummary {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  subnets: string[];
+}
+
+/** A network with the endpoints the engine has on it. `containerId` is the key Docker shows, which
+ *  for a stale endpoint (no container behind it) is "ep-<endpoint id>"; `name` is the endpoint's
+ *  name, which a forced disconnect accepts either way. */
+export interface NetworkDetail extends NetworkSummary {
+  endpoints: Array<{ containerId: string; name: string }>;
 }
 
 export interface ExecResult {
@@ -150,35 +166,122 @@ export class DockerEngine {
   }
 
   /**
-   * Returns the id of the bridge network `name`, creating it with `labels` when missing. A network
-   * of that name whose labels differ from `labels` is refused rather than joined: a per-environment
-   * network shared by mistake would break tenant isolation. Concurrent calls in this process share
-   * one create; a 409 from a create elsewhere (another agent on the same engine) is resolved by
-   * reading the network the winner created.
+   * Returns the id of the bridge network `name`, creating it with `labels` (and, when given, the
+   * IPAM subnet `options.subnet`, so that the engine's default address pools are not drawn from)
+   * when missing. A network of that name whose labels differ from `labels` is refused rather than
+   * joined: a per-environment network shared by mistake would break tenant isolation. Concurrent
+   * calls in this process share one create; a 409 from a create elsewhere (another agent on the
+   * same engine) is resolved by reading the network the winner created. A subnet that overlaps
+   * another network's is refused by the engine (403 "Pool overlaps…"): the caller picks another.
    */
-  ensureNetwork(name: string, labels: Record<string, string>): Promise<string> {
+  ensureNetwork(name: string, labels: Record<string, string>, options: { subnet?: string } = {}): Promise<string> {
     checkSegment(name, 'network name');
     const pending = this.networksInFlight.get(name);
     if (pending !== undefined) return pending;
-    const work = this.ensureNetworkOnce(name, labels).finally(() => this.networksInFlight.delete(name));
+    const work = this.ensureNetworkOnce(name, labels, options.subnet).finally(() => this.networksInFlight.delete(name));
     this.networksInFlight.set(name, work);
     return work;
   }
 
-  /** Removes a network by id or name. Tolerates a missing one. */
+  /** Removes a network by id or name. Tolerates a missing one; refuses (403) one with endpoints. */
   async removeNetwork(idOrName: string): Promise<void> {
     checkSegment(idOrName, 'network');
     await this.call({ op: `remove network ${idOrName}`, method: 'DELETE', path: `/networks/${idOrName}`, ok: [204, 200], tolerate: [404] });
   }
 
-  /** Ids and names of the networks that carry all the labels of `labelFilter`. */
-  async listNetworks(labelFilter: Record<string, string>): Promise<Array<{ id: string; name: string }>> {
+  /**
+   * Removes a network even when the engine still lists endpoints on it: when the plain remove is
+   * refused with "has active endpoints", every endpoint is disconnected with force and the remove
+   * is tried again. Docker 20.10 can keep stale endpoints with no container behind them, and only
+   * a forced disconnect by endpoint name clears those. The caller must know that nothing it wants
+   * to keep is attached: a live container's endpoint is cut as well. Tolerates a missing network.
+   */
+  async forceRemoveNetwork(idOrName: string): Promise<void> {
+    try {
+      await this.removeNetwork(idOrName);
+      return;
+    } catch (err) {
+      if (!(err instanceof DockerEngineError) || !/active endpoints/.test(err.message)) throw err;
+    }
+    const net = await this.inspectNetwork(idOrName);
+    if (net === undefined) return;
+    for (const ep of net.endpoints) await this.disconnectFromNetwork(net.id, ep.name || ep.containerId, true);
+    this.log?.info({ network: net.name, endpoints: net.endpoints.length }, 'disconnected endpoints with force');
+    await this.removeNetwork(net.id);
+  }
+
+  /** Disconnects a container (or, with `force`, a stale endpoint by name) from a network.
+   *  Tolerates a network or container that is gone. */
+  async disconnectFromNetwork(network: string, container: string, force: boolean): Promise<void> {
+    checkSegment(network, 'network');
+    checkSegment(container, 'container');
+    await this.call({
+      op: `disconnect ${container} from network ${network}`,
+      method: 'POST',
+      path: `/networks/${network}/disconnect`,
+      body: { Container: container, Force: force },
+      ok: [200],
+      tolerate: [404],
+    });
+  }
+
+  /** The networks that carry all the labels of `labelFilter`; every network of the engine, whoever
+   *  made it, when the filter is empty. */
+  async listNetworks(labelFilter: Record<string, string> = {}): Promise<NetworkSummary[]> {
     const label = Object.entries(labelFilter).map(([k, v]) => `${k}=${v}`);
-    const list = (await this.call({ op: 'list networks', method: 'GET', path: '/networks', query: { filters: { label } }, ok: [200] })) as Array<{
-      Id: string;
-      Name: string;
-    }>;
-    return list.map((n) => ({ id: n.Id, name: n.Name }));
+    const list = (await this.call({
+      op: 'list networks',
+      method: 'GET',
+      path: '/networks',
+      query: label.length > 0 ? { filters: { label } } : undefined,
+      ok: [200],
+    })) as RawNetwork[];
+    return list.map(networkSummary);
+  }
+
+  /** A network with its endpoints (GET /networks/{id}); undefined when there is none. */
+  async inspectNetwork(idOrName: string): Promise<NetworkDetail | undefined> {
+    checkSegment(idOrName, 'network');
+    const raw = (await this.call({ op: `inspect network ${idOrName}`, method: 'GET', path: `/networks/${idOrName}`, ok: [200], tolerate: [404] })) as
+      | RawNetwork
+      | undefined;
+    if (raw === undefined) return undefined;
+    const endpoints = Object.entries(raw.Containers ?? {}).map(([containerId, ep]) => ({ containerId, name: ep.Name ?? '' }));
+    return { ...networkSummary(raw), endpoints };
+  }
+
+  /**
+   * Subscribes to the engine's event stream (GET /events) with Docker's `filters` (e.g.
+   * `{ type: ['container'], label: ['podium.host=h1'], event: ['die'] }`). Resolves once the engine
+   * has answered, so that anything that happens after that is delivered to `onEvent`, in the
+   * engine's order. `onEnd` is called once when the stream ends or breaks (not after `close`).
+   */
+  async watchEvents(filters: Record<string, string[]>, handlers: EventHandlers): Promise<EventSubscription> {
+    const op = 'watch events';
+    const res = (await this.call({ op, method: 'GET', path: '/events', query: { filters }, ok: [200], stream: true })) as IncomingMessage;
+    let ended = false;
+    const end = (err?: Error) => {
+      if (ended) return;
+      ended = true;
+      handlers.onEnd(err);
+    };
+    const lines = new JsonLines(
+      (value) => {
+        const event = engineEvent(value);
+        if (event !== undefined && !ended) handlers.onEvent(event);
+      },
+      (bad) => this.log?.warn({ line: bad.slice(0, 200) }, 'unreadable engine event'),
+    );
+    res.on('data', (chunk: Buffer) => lines.push(chunk));
+    res.on('end', () => end());
+    res.on('close', () => end());
+    res.on('error', (err) => end(new DockerEngineError(op, err.message)));
+    return {
+      close: () => {
+        ended = true;
+        res.destroy();
+      },
+    };
   }
 
   /** Every container (running or not) that carries all the labels of `labelFilter`. */
@@ -281,7 +384,7 @@ export class DockerEngine {
     return { exitCode: state.ExitCode ?? -1, stdout: stdout.text(), stderr: stderr.text() };
   }
 
-  private async ensureNetworkOnce(name: string, labels: Record<string, string>): Promise<string> {
+  private async ensureNetworkOnce(name: string, labels: Record<string, string>, subnet: string | undefined): Promise<string> {
     const existing = await this.findNetwork(name, labels);
     if (existing !== undefined) return existing;
     let createdId: string | undefined;
@@ -292,7 +395,13 @@ export class DockerEngine {
         path: '/networks/create',
         // CheckDuplicate makes the engine answer 409 when the name exists when it looks; it does
         // not serialize two creates in flight, which can both succeed (seen on 20.10).
-        body: { Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels },
+        body: {
+          Name: name,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          Labels: labels,
+          ...(subnet !== undefined ? { IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } } : {}),
+        },
         ok: [201],
       })) as { Id: string };
       createdId = created.Id;
@@ -366,6 +475,19 @@ export class DockerEngine {
       );
     });
   }
+}
+
+interface RawNetwork {
+  Id: string;
+  Name: string;
+  Labels: Record<string, string> | null;
+  IPAM?: { Config?: Array<{ Subnet?: string }> | null } | null;
+  Containers?: Record<string, { Name?: string }> | null;
+}
+
+function networkSummary(n: RawNetwork): NetworkSummary {
+  const subnets = (n.IPAM?.Config ?? []).map((c) => c.Subnet).filter((x): x is string => typeof x === 'string' && x !== '');
+  return { id: n.Id, name: n.Name, labels: n.Labels ?? {}, subnets };
 }
 
 /** Docker's own words from a docker-modem error: the JSON `message` of the answer when there is one,

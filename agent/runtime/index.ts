@@ -3,7 +3,9 @@
  * profiles, and the locally made busybox base image. See README.md in this folder.
  */
 export { DockerEngine, DockerEngineError, DOCKER_API_VERSION } from './docker-engine';
-export type { ContainerSummary, EngineInfo, ExecResult } from './docker-engine';
+export type { ContainerSummary, EngineInfo, ExecResult, NetworkDetail, NetworkSummary } from './docker-engine';
+export { engineEvent, JsonLines } from './engine-events';
+export type { EngineEvent, EventHandlers, EventSubscription } from './engine-events';
 export {
   ALLOWED_CAPABILITIES,
   ContainerSpecError,

@@ -149,6 +149,22 @@ describe('Podium end to end (three agents on three separate hosts of the test be
     }
   });
 
+  it('spreads 30 replicas of a service 10/10/10 over the three hosts (Docker Swarm on the same hosts: 10/10/10)', async () => {
+    const res = await c.rest('POST', '/v1/environments/prod/services', {
+      ...WEB, name: 'many', command: ['sleep', '3600'], replicas: 30, ha: false, resources: { cpuMillis: 10, memoryMib: 8 },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const svc = await running(c, 'prod', 'many', 30, 120_000);
+    const counts = c.hosts.map((h) => svc.instances.filter((i: any) => i.host === h).length);
+    assert.deepEqual(counts, [10, 10, 10]);
+    for (const h of c.hosts) {
+      const onEngine = (await c.containersOnEngineOf(h)).filter((x) => x.labels['podium.service'] === 'many');
+      assert.equal(onEngine.length, 10, `${h}'s own engine runs its 10`);
+    }
+    assert.equal((await c.rest('DELETE', '/v1/environments/prod/services/many')).status, 200);
+    await poll('many removed', async () => (await c.containers()).every((x) => x.labels['podium.service'] !== 'many'), 60_000);
+  });
+
   it('keeps a 4th HA replica pending, saying the HA rule excluded the 3 hosts', async () => {
     const res = await c.rest('POST', '/v1/environments/prod/services', { ...WEB, name: 'web4', replicas: 4 });
     assert.equal(res.status, 200);

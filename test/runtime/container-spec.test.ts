@@ -56,6 +56,8 @@ describe('runtime/container-spec: containerBody', () => {
     assert.throws(() => containerBody(spec({ resources: { cpuMillis: 0, memoryMib: 64 } }), opts), /cpuMillis/);
     assert.throws(() => containerBody(spec({ resources: { cpuMillis: 100, memoryMib: 5 } }), opts), /memoryMib/);
     assert.throws(() => containerBody(spec({ resources: { cpuMillis: 1.5, memoryMib: 64 } }), opts), /cpuMillis/);
+    // 5 millicores is a CFS quota of 500 µs, which the kernel refuses when runc writes it.
+    assert.throws(() => containerBody(spec({ resources: { cpuMillis: 5, memoryMib: 64 } }), opts), /cpuMillis must be an integer of at least 10/);
   });
 
   it('labels the container with host, service, instance, environment and tenant', () => {
@@ -153,6 +155,15 @@ describe('runtime/container-spec: names', () => {
     assert.notEqual(a, b);
   });
 
+  it('containerName keeps apart hosts whose long ids share their first 24 characters', () => {
+    const long = 'podiumtest-host-12345-abcdef';
+    const a = containerName(spec(), `${long}-1`);
+    const b = containerName(spec(), `${long}-2`);
+    assert.notEqual(a, b);
+    assert.match(a, /^podium-podiumtest-host-[0-9a-f]{8}-web-/);
+    assert.ok(containerName(spec(), 'local-1').startsWith('podium-local-1-web-'), 'short ids stay readable');
+  });
+
   it('networkName is per host and per environment, and unambiguous across tenants', () => {
     const n = networkName('host-1', 'acme', 'prod');
     assert.match(n, /^podium-host-1-acme-prod-[0-9a-f]{16}$/);
@@ -162,5 +173,8 @@ describe('runtime/container-spec: names', () => {
     // The same readable text from different (tenant, environment) splits must not share a network.
     assert.notEqual(networkName('h', 'a-b', 'c'), networkName('h', 'a', 'b-c'));
     assert.notEqual(networkName('h', 'Acme', 'prod'), networkName('h', 'acme', 'prod'));
+    // Hosts on one engine whose ids agree in the part the name keeps readable.
+    const long = 'podiumtest-host-12345-abcdef';
+    assert.notEqual(networkName(`${long}-1`, 'acme', 'prod'), networkName(`${long}-2`, 'acme', 'prod'));
   });
 });
