@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalSerial, createJoinToken, issueKeyPair, loadOrCreateAuthority, spiffeIdFor, TENANT_NAME_RULE, type Role } from '../certs';
+import { canonicalSerial, createJoinToken, issueKeyPair, spiffeIdFor, TENANT_NAME_RULE, type Role } from '../certs';
 import { AGENT_DEFAULTS, startAgent } from '../agent';
 import { startGateway, TokenStore } from '../gateway';
 import {
@@ -16,9 +16,9 @@ import {
   revokeCertificate,
   revokeHost,
   SERVER_DEFAULTS,
-  Store,
   startServer,
 } from '../server';
+import { withAuthority, withStorage, type StateLocation } from './server-state';
 import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseSubnetPool, parseTenant } from './config';
 import { runDev } from './dev';
 import { DEV_HOSTS_KINDS, type DevHostsKind } from './dev-hosts';
@@ -46,7 +46,9 @@ export function program(): Command {
   cmd
     .command('server')
     .description('run the Pod API (gRPC on TLS)')
-    .option('--data-dir <dir>', 'state directory (SQLite and CA)', './.podium/server')
+    .option('--data-dir <dir>', 'state directory (the SQLite database by default, the CA key file)', './.podium/server')
+    .option('--database <url>', 'postgres://… for several Pod API processes on one PostgreSQL, or a SQLite path (default <data-dir>/podium.db)')
+    .option('--ca-key-file <path>', 'key file opening the CA key sealed in the database; the same for every process (default <data-dir>/ca-key)')
     .option('--listen <host:port>', 'gRPC address', `${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}`)
     .option('--advertise <names>', 'host names and addresses agents reach the server by, comma-separated (default: the listen address)', collect, [])
     .option('--trust-domain <td>', 'SPIFFE trust domain', SERVER_DEFAULTS.trustDomain)
@@ -72,6 +74,8 @@ export function program(): Command {
         Object.freeze({
           ...SERVER_DEFAULTS,
           dataDir: o.dataDir,
+          database: o.database,
+          caKeyFile: o.caKeyFile,
           host,
           port,
           advertise: parseNames('--advertise', o.advertise),
@@ -173,6 +177,8 @@ export function program(): Command {
     .command('join-token')
     .description('create a join token (printed once; only its hash is stored)')
     .option('--data-dir <dir>', "the server's state directory", './.podium/server')
+    .option('--database <url>', "the server's database, when not <data-dir>/podium.db")
+    .option('--ca-key-file <path>', "the server's CA key file, when not <data-dir>/ca-key")
     .addOption(new Option('--role <role>', 'role of who joins with it').choices(['agent', 'gateway', 'operator']).default('agent'))
     .option('--ttl <duration>', 'how long the token is valid', '24h')
     .option('--uses <n>', 'how many joins it allows', '1')
@@ -180,7 +186,8 @@ export function program(): Command {
     .option('--replace', 'let it take over a host id that still holds a valid certificate, revoking that (needs --host-id)', false)
     .option('--trust-domain <td>', 'SPIFFE trust domain', SERVER_DEFAULTS.trustDomain)
     .action(async (o) => {
-      const token = await createStoredJoinToken(o.dataDir, o.trustDomain, o.role as Role, parseDuration('--ttl', o.ttl), {
+      const at = { dataDir: o.dataDir, database: o.database, caKeyFile: o.caKeyFile };
+      const token = await createStoredJoinToken(at, o.trustDomain, o.role as Role, parseDuration('--ttl', o.ttl), {
         uses: parsePositiveInt('--uses', o.uses),
         hostId: o.hostId,
         replace: Boolean(o.replace),
@@ -191,23 +198,28 @@ export function program(): Command {
     .command('revoke')
     .description('revoke a host (every certificate of it; its instances are placed again) or one certificate; works with the server running or stopped')
     .option('--data-dir <dir>', "the server's state directory", './.podium/server')
+    .option('--database <url>', "the server's database, when not <data-dir>/podium.db")
     .option('--host <id>', 'revoke every certificate of this host, mark it down and re-place its instances')
     .option('--serial <hex>', 'revoke one certificate by its serial number (hex; colons and case do not matter)')
     .option('--reason <text>', 'why (kept with the revocation, shown in events)', DEFAULT_REVOKE_REASON)
-    .action((o) => {
-      process.stdout.write(`${revokeFromCli(o.dataDir, { host: o.host, serial: o.serial, reason: o.reason })}\n`);
+    .action(async (o) => {
+      const at = o.database ? { dataDir: o.dataDir, database: o.database } : o.dataDir;
+      process.stdout.write(`${await revokeFromCli(at, { host: o.host, serial: o.serial, reason: o.reason })}\n`);
     });
   certs
     .command('issue')
     .description('issue a client certificate directly from the CA (operators, gateways)')
     .option('--data-dir <dir>', "the server's state directory", './.podium/server')
+    .option('--database <url>', "the server's database, when not <data-dir>/podium.db")
+    .option('--ca-key-file <path>', "the server's CA key file, when not <data-dir>/ca-key")
     .addOption(new Option('--role <role>', 'role').choices(['gateway', 'operator']).default('operator'))
     .requiredOption('--name <name>', 'name in the SPIFFE id')
     .requiredOption('--out <dir>', 'writes <role>.crt, <role>.key (0600) and ca.crt')
     .option('--lifetime <duration>', 'certificate lifetime', '720h')
     .option('--trust-domain <td>', 'SPIFFE trust domain', SERVER_DEFAULTS.trustDomain)
     .action(async (o) => {
-      await issueClientCertificate(o.dataDir, o.trustDomain, o.role as Role, o.name, o.out, parseDuration('--lifetime', o.lifetime) / 1000);
+      const at = { dataDir: o.dataDir, database: o.database, caKeyFile: o.caKeyFile };
+      await issueClientCertificate(at, o.trustDomain, o.role as Role, o.name, o.out, parseDuration('--lifetime', o.lifetime) / 1000);
       process.stdout.write(`wrote ${join(o.out, `${o.role}.crt`)}, ${join(o.out, `${o.role}.key`)} and ${join(o.out, 'ca.crt')}\n`);
     });
 
@@ -261,7 +273,7 @@ export interface JoinTokenOptions {
  * not a positive integer, `hostId` not a valid host id or given for another role than agent,
  * `replace` without `hostId` (there would be no host to replace).
  */
-export async function createStoredJoinToken(dataDir: string, trustDomain: string, role: Role, ttlMs: number, opts: JoinTokenOptions = {}): Promise<string> {
+export async function createStoredJoinToken(at: StateLocation, trustDomain: string, role: Role, ttlMs: number, opts: JoinTokenOptions = {}): Promise<string> {
   const uses = opts.uses ?? 1;
   if (!Number.isInteger(uses) || uses <= 0) throw new ConfigError('--uses', `expected a positive integer, got ${uses}`);
   const hostId = opts.hostId ?? '';
@@ -271,16 +283,14 @@ export async function createStoredJoinToken(dataDir: string, trustDomain: string
     if (v) throw new ConfigError(v.field, v.description);
   }
   if (opts.replace && !hostId) throw new ConfigError('--replace', 'needs --host-id: the host the token may take over');
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const ca = await loadOrCreateAuthority(join(dataDir, 'ca'), trustDomain);
-  const t = createJoinToken(ca.fingerprint, role);
-  const store = Store.open(join(dataDir, 'podium.db'));
-  try {
-    store.insertJoinToken({ id: t.id, secretHash: t.secretHash, role, expiresAt: Date.now() + ttlMs, uses, hostId, replace: Boolean(opts.replace) });
-  } finally {
-    store.close();
-  }
-  return t.token;
+  if (typeof at === 'string') mkdirSync(at, { recursive: true, mode: 0o700 });
+  return withAuthority(at, trustDomain, async (storage, ca) => {
+    const t = createJoinToken(ca.fingerprint, role);
+    await storage.transaction((u) =>
+      u.joinTokens.insert({ id: t.id, secretHash: t.secretHash, role, expiresAt: Date.now() + ttlMs, uses, hostId, replace: Boolean(opts.replace) }, Date.now()),
+    );
+    return t.token;
+  });
 }
 
 /**
@@ -288,19 +298,21 @@ export async function createStoredJoinToken(dataDir: string, trustDomain: string
  * it up within a second) and returns what to print. Exactly one of `host` and `serial`. Throws
  * ConfigError for bad flags, Error for an unknown host or serial.
  */
-export function revokeFromCli(dataDir: string, what: { host?: string; serial?: string; reason: string }): string {
+export async function revokeFromCli(at: StateLocation, what: { host?: string; serial?: string; reason: string }): Promise<string> {
   if ((what.host === undefined) === (what.serial === undefined)) throw new ConfigError('--host/--serial', 'give exactly one of them');
   const reason = what.reason.trim() || DEFAULT_REVOKE_REASON;
   const bad = reasonViolation(reason);
   if (bad) throw new ConfigError('--reason', bad.description);
-  const dbPath = join(dataDir, 'podium.db');
-  if (!existsSync(dbPath)) throw new ConfigError('--data-dir', `no server state at ${dbPath}`);
-  const store = Store.open(dbPath);
-  try {
+  if (typeof at === 'string' && !existsSync(join(at, 'podium.db'))) throw new ConfigError('--data-dir', `no server state at ${join(at, 'podium.db')}`);
+  if (what.host !== undefined) {
+    const v = nameViolation('--host', what.host);
+    if (v) throw new ConfigError(v.field, v.description);
+  }
+  const serial = what.serial === undefined ? null : canonicalSerial(what.serial);
+  if (what.serial !== undefined && serial === null) throw new ConfigError('--serial', 'expected a certificate serial number in hex');
+  return withStorage(at, async (storage) => {
     if (what.host !== undefined) {
-      const v = nameViolation('--host', what.host);
-      if (v) throw new ConfigError(v.field, v.description);
-      const done = revokeHost(store, what.host, reason);
+      const done = await revokeHost(storage, what.host, reason);
       if (!done) throw new Error(`host "${what.host}" is not known to this Pod API`);
       const serials = done.revoked.map((c) => c.serial);
       return (
@@ -308,34 +320,28 @@ export function revokeFromCli(dataDir: string, what: { host?: string; serial?: s
         `${done.lost.length} instance${done.lost.length === 1 ? '' : 's'} to be placed again`
       );
     }
-    const serial = canonicalSerial(what.serial!);
-    if (serial === null) throw new ConfigError('--serial', 'expected a certificate serial number in hex');
-    const done = revokeCertificate(store, serial, reason);
+    const done = await revokeCertificate(storage, serial!, reason);
     if (!done) throw new Error(`no certificate with serial ${serial} was issued by this Pod API`);
     const c = done.certificate;
     return done.already
       ? `certificate ${serial} (${c.role} ${c.name}) was already revoked at ${new Date(c.revokedAt!).toISOString()}`
       : `revoked certificate ${serial} (${c.role} ${c.name})`;
-  } finally {
-    store.close();
-  }
+  });
 }
 
 /** Writes <role>.crt, <role>.key (0600) and ca.crt into `out`, and records the certificate in the server's database. */
-export async function issueClientCertificate(dataDir: string, trustDomain: string, role: Role, name: string, out: string, lifetimeSeconds: number): Promise<void> {
-  const ca = await loadOrCreateAuthority(join(dataDir, 'ca'), trustDomain);
-  const identity = { role, name, spiffeId: spiffeIdFor(trustDomain, role, name) };
-  const pair = await issueKeyPair(ca, identity, lifetimeSeconds);
-  const store = Store.open(join(dataDir, 'podium.db'));
-  try {
-    store.recordCertificate(certificateRecord(pair.certPem, identity, 'podium certs issue'));
-  } finally {
-    store.close();
-  }
+export async function issueClientCertificate(at: StateLocation, trustDomain: string, role: Role, name: string, out: string, lifetimeSeconds: number): Promise<void> {
+  if (typeof at === 'string') mkdirSync(at, { recursive: true, mode: 0o700 });
+  const { pair, caPem } = await withAuthority(at, trustDomain, async (storage, ca) => {
+    const identity = { role, name, spiffeId: spiffeIdFor(trustDomain, role, name) };
+    const issued = await issueKeyPair(ca, identity, lifetimeSeconds);
+    await storage.transaction((u) => u.certificates.insert(certificateRecord(issued.certPem, identity, 'podium certs issue'), Date.now()));
+    return { pair: issued, caPem: ca.caCertPem };
+  });
   mkdirSync(out, { recursive: true, mode: 0o700 });
   writeFileSync(join(out, `${role}.key`), pair.keyPem, { mode: 0o600 });
   writeFileSync(join(out, `${role}.crt`), pair.certPem, { mode: 0o644 });
-  writeFileSync(join(out, 'ca.crt'), ca.caCertPem, { mode: 0o644 });
+  writeFileSync(join(out, 'ca.crt'), caPem, { mode: 0o644 });
 }
 
 export function main(argv: string[]): void {

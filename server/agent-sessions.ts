@@ -16,7 +16,8 @@ import { AppArmorMode, InstanceState } from '../gen/podium/v1/resources';
 import { authorize, type CaTrust } from './auth';
 import { PodiumError, toServiceError } from './errors';
 import type { HostLiveness } from './host-liveness';
-import type { InstanceStateName, Store } from './store';
+import { fenced, type LeaderEpoch } from './leader-fence';
+import type { InstanceStateName, Storage } from './storage';
 
 export interface AgentSession {
   readonly hostId: string;
@@ -44,7 +45,8 @@ export class AgentSessions {
   auction: AuctionInbox | null = null;
 
   constructor(
-    private readonly store: Store,
+    private readonly storage: Storage,
+    private readonly leader: LeaderEpoch,
     private readonly ca: CaTrust,
     private readonly liveness: HostLiveness,
     private readonly opts: { heartbeatIntervalMs: number; now: () => number },
@@ -89,33 +91,52 @@ export class AgentSessions {
       call.emit('error', toServiceError(err, log));
     };
 
+    // A session's messages are handled in order: everything waits for hello's unit of work to
+    // commit (the host is reconciled before it can take part in a round, and a heartbeat never
+    // finds it not yet up), and status reports are applied one after another.
+    let helloDone: Promise<void> | null = null;
+    let statuses: Promise<void> = Promise.resolve();
     call.on('data', (msg: AgentMessage) => {
-      try {
-        const kind = msg.kind;
-        if (!kind) return;
-        if (kind.$case === 'hello') {
-          if (session) throw new PodiumError(status.FAILED_PRECONDITION, 'hello sent twice');
-          session = {
-            hostId,
-            send,
-            close: (reason) => {
-              if (closed) return;
-              closed = true;
-              // Out of the directory at once: no round may call a session that is going away.
-              if (this.sessions.get(hostId) === session) this.sessions.delete(hostId);
-              log.info({ reason }, 'closing agent session');
-              call.end();
-            },
-          };
-          const previous = this.sessions.get(hostId);
-          this.sessions.set(hostId, session);
-          previous?.close('replaced by a new session of the same host');
-          this.hello(hostId, kind.hello, send, log);
-          // Its capacity (and what it freed by reconciling) is new to the auction.
-          this.auction?.fleetChanged();
-          return;
-        }
-        if (!session) throw new PodiumError(status.FAILED_PRECONDITION, 'the first message must be hello');
+      const kind = msg.kind;
+      if (!kind) return;
+      if (kind.$case === 'hello') {
+        if (helloDone) return fail(new PodiumError(status.FAILED_PRECONDITION, 'hello sent twice'));
+        const opened: AgentSession = {
+          hostId,
+          send,
+          close: (reason) => {
+            if (closed) return;
+            closed = true;
+            // Out of the directory at once: no round may call a session that is going away.
+            if (this.sessions.get(hostId) === opened) this.sessions.delete(hostId);
+            log.info({ reason }, 'closing agent session');
+            call.end();
+          },
+        };
+        helloDone = this.hello(hostId, kind.hello, send, log).then(
+          () => {
+            if (closed) return;
+            session = opened;
+            const previous = this.sessions.get(hostId);
+            this.sessions.set(hostId, opened);
+            previous?.close('replaced by a new session of the same host');
+            // Its capacity (and what it freed by reconciling) is new to the auction.
+            this.auction?.fleetChanged();
+          },
+          (err) => fail(err),
+        );
+        return;
+      }
+      if (!helloDone) return fail(new PodiumError(status.FAILED_PRECONDITION, 'the first message must be hello'));
+      if (kind.$case === 'instanceStatus') {
+        statuses = statuses
+          .then(() => helloDone)
+          .then(() => (session ? this.instanceStatus(hostId, kind.instanceStatus, send, log) : undefined))
+          .catch(fail);
+        return;
+      }
+      void helloDone.then(() => {
+        if (!session || closed) return;
         switch (kind.$case) {
           case 'heartbeat':
             // A host marked down while its stream stayed open (it stalled past the TTL) has had its
@@ -129,13 +150,8 @@ export class AgentSessions {
           case 'awardReply':
             this.auction?.receiveAwardReply(hostId, kind.awardReply);
             return;
-          case 'instanceStatus':
-            this.instanceStatus(hostId, kind.instanceStatus, send, log);
-            return;
         }
-      } catch (err) {
-        fail(err);
-      }
+      });
     });
     const gone = () => {
       closed = true;
@@ -152,14 +168,14 @@ export class AgentSessions {
     call.on('cancelled', gone);
   }
 
-  private hello(hostId: string, hello: Hello, send: (m: ServerMessage) => void, log: Logger): void {
+  private async hello(hostId: string, hello: Hello, send: (m: ServerMessage) => void, log: Logger): Promise<void> {
     const now = this.opts.now();
     const inventory = new Map(hello.inventory.map((c) => [c.instanceId, c]));
-    const keep: string[] = [];
-    const remove: string[] = [];
-    this.store.tx(() => {
-      const before = this.store.getHost(hostId);
-      this.store.upsertHost(
+    const keep = await this.storage.transaction(async (u) => {
+      await fenced(u, this.leader);
+      const kept: string[] = [];
+      const before = await u.hosts.get(hostId);
+      await u.hosts.upsert(
         {
           id: hostId,
           pod: hello.pod || 'default',
@@ -172,29 +188,25 @@ export class AgentSessions {
         },
         now,
       );
-      if (!before || before.state === 'down') {
-        this.store.appendEvent({ tenant: '', type: before ? 'host.up' : 'host.joined', host: hostId }, now);
-      }
-      this.store.clearExclusions(hostId);
-      for (const inst of this.store.listInstancesOnHost(hostId)) {
+      if (!before || before.state === 'down') u.emit({ tenant: '', type: before ? 'host.up' : 'host.joined', host: hostId, time: now });
+      await u.instances.clearExclusions(hostId);
+      for (const inst of await u.instances.listOnHost(hostId)) {
         const placed = inst.state === 'starting' || inst.state === 'running';
         if (placed && inventory.has(inst.id)) {
-          keep.push(inst.id);
+          kept.push(inst.id);
         } else if (placed) {
-          this.store.requeueInstance(inst.id, null, 'its container was missing when the host reconnected', now);
-          this.store.appendEvent(
-            { tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: 'container missing on reconnect' },
-            now,
-          );
+          await u.instances.requeue(inst.id, null, 'its container was missing when the host reconnected', now);
+          u.emit({ tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: 'container missing on reconnect', time: now });
         } else {
           // lost (the host was down and the replica was placed again elsewhere) or failed
-          this.store.deleteInstance(inst.id);
+          await u.instances.delete(inst.id);
         }
       }
+      return kept;
     });
     this.liveness.up(hostId, now);
     const kept = new Set(keep);
-    for (const id of inventory.keys()) if (!kept.has(id)) remove.push(id);
+    const remove = [...inventory.keys()].filter((id) => !kept.has(id));
     log.info(
       { capacity: hello.capacity, apparmor: AppArmorMode[hello.apparmor], keep: keep.length, remove: remove.length },
       'agent connected',
@@ -203,31 +215,32 @@ export class AgentSessions {
     send({ kind: { $case: 'reconcile', reconcile: { keepInstanceIds: keep, removeInstanceIds: remove } } });
   }
 
-  private instanceStatus(hostId: string, s: InstanceStatus, send: (m: ServerMessage) => void, log: Logger): void {
+  private async instanceStatus(hostId: string, s: InstanceStatus, send: (m: ServerMessage) => void, log: Logger): Promise<void> {
     const state = REPORTED_STATES[s.state];
     if (!state) throw new PodiumError(status.INVALID_ARGUMENT, `instance_status.state: ${InstanceState[s.state] ?? s.state} cannot be reported`);
     const now = this.opts.now();
-    const inst = this.store.getInstance(s.instanceId);
-    if (!inst || inst.host !== hostId) {
+    const outcome = await this.storage.transaction(async (u) => {
+      await fenced(u, this.leader);
+      const inst = await u.instances.get(s.instanceId);
       // Not this host's to run (deleted, or placed elsewhere after this host was down): remove it.
+      if (!inst || inst.host !== hostId) return 'not-ours' as const;
+      if (inst.state === state && inst.containerId === s.containerId && inst.message === s.message) return 'unchanged' as const;
+      if (!(await u.instances.updateStatus(inst.id, hostId, state, s.containerId, s.message, now))) return 'unchanged' as const;
+      u.emit({ tenant: inst.tenant, type: `instance.${state}`, environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: s.message, time: now });
+      return 'updated' as const;
+    });
+    if (outcome === 'not-ours') {
       send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: s.instanceId } } });
       return;
     }
-    if (inst.state === state && inst.containerId === s.containerId && inst.message === s.message) return;
-    this.store.tx(() => {
-      this.store.updateInstanceStatus(inst.id, hostId, state, s.containerId, s.message, now);
-      this.store.appendEvent(
-        { tenant: inst.tenant, type: `instance.${state}`, environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: s.message },
-        now,
-      );
-    });
+    if (outcome === 'unchanged') return;
     if (state === 'failed') {
       // The container could not start or has exited: it is removed, and the orchestrator places a
       // replacement after a backoff (the failed row stays, for the customer to see why). Its
       // resources are free again.
-      send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: inst.id } } });
+      send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: s.instanceId } } });
       this.auction?.fleetChanged();
     }
-    log.info({ instance: inst.id, state, container: s.containerId, message: s.message }, 'instance status');
+    log.info({ instance: s.instanceId, state, container: s.containerId, message: s.message }, 'instance status');
   }
 }

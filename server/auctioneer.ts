@@ -36,7 +36,8 @@ import {
   type LotView,
 } from './auction';
 import type { ServerMetrics } from './metrics';
-import type { InstanceRecord, ServiceRecord, Store } from './store';
+import { fenced, type LeaderEpoch } from './leader-fence';
+import type { InstanceRecord, ServiceRecord, Storage } from './storage';
 
 export interface AuctioneerOptions {
   /** Most lots in one round. */
@@ -70,6 +71,8 @@ export class Auctioneer implements AuctionInbox {
   private running = false;
   private again = false;
   private stopped = false;
+  /** Not leading: no rounds. Starts paused until leadership resumes it. */
+  private paused = true;
   private round: PendingRound | null = null;
   private readonly awaitingReply = new Map<string, { hostId: string; timer: NodeJS.Timeout }>();
   private roundCounter = 0;
@@ -77,16 +80,34 @@ export class Auctioneer implements AuctionInbox {
   private cursor: FairCursor = EMPTY_CURSOR;
 
   constructor(
-    private readonly store: Store,
+    private readonly storage: Storage,
+    private readonly leader: LeaderEpoch,
     private readonly sessions: SessionDirectory,
     private readonly opts: AuctioneerOptions,
     private readonly log: Logger,
     private readonly metrics: ServerMetrics,
   ) {}
 
+  /**
+   * Stops starting rounds (this process no longer leads); a round in flight cannot commit its
+   * awards (they are fenced). Awards awaiting replies are forgotten: the new leader reconciles.
+   */
+  pause(): void {
+    this.paused = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const a of this.awaitingReply.values()) clearTimeout(a.timer);
+    this.awaitingReply.clear();
+  }
+
+  /** Rounds may start again (this process leads). */
+  resume(): void {
+    this.paused = false;
+  }
+
   /** Asks for a round soon. Cheap to call often: calls within one batch window share a round. */
   kick(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     if (this.running) {
       this.again = true;
       return;
@@ -155,7 +176,7 @@ export class Auctioneer implements AuctionInbox {
 
   private async oneRound(): Promise<void> {
     const started = this.opts.now();
-    const queued = this.store.listPendingInstances();
+    const queued = await this.storage.read((r) => r.instances.listPending());
     this.parking.retain(new Set(queued.map((i) => i.id)));
     const eligible = queued.filter((i) => this.parking.eligible(i.id, started));
     if (eligible.length === 0) return;
@@ -175,9 +196,10 @@ export class Auctioneer implements AuctionInbox {
       const key = serviceKey(inst);
       let entry = services.get(key);
       if (!entry) {
-        const svc = this.store.getService(inst.tenant, inst.environment, inst.service);
+        const svc = await this.storage.read((r) => r.services.get(inst.tenant, inst.environment, inst.service));
         if (!svc) continue;
-        const avoid = new Set(this.store.failedHostsOfService(inst.tenant, inst.environment, inst.service, started - this.opts.avoidFailuresMs));
+        const failedOn = await this.storage.read((r) => r.instances.failedHostsOfService(inst.tenant, inst.environment, inst.service, started - this.opts.avoidFailuresMs));
+        const avoid = new Set(failedOn);
         services.set(key, (entry = { svc, avoid }));
       }
       lots.push(lotOf(inst, entry.svc, entry.avoid));
@@ -185,7 +207,7 @@ export class Auctioneer implements AuctionInbox {
     const id = `r-${++this.roundCounter}-${randomBytes(3).toString('hex')}`;
     const endTimer = this.metrics.rounds.startTimer();
     const log = this.log.child({ round: id });
-    const plan = planRound(this.hostViews(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
+    const plan = planRound(await this.hostViews(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
 
     const round: PendingRound = { id, waitingFor: new Map(), bids: [], declines: [], done: () => {} };
     const bidsIn = new Promise<void>((resolve) => {
@@ -231,27 +253,36 @@ export class Auctioneer implements AuctionInbox {
     if (this.stopped) return;
 
     // Rebuilt: hosts may have gone down or lost their session while bids were out.
-    const result = determineWinners(this.hostViews(), lots, round.bids, round.declines);
+    const result = determineWinners(await this.hostViews(), lots, round.bids, round.declines);
     const now = this.opts.now();
     const explanations = new Map([...plan.unplaceable, ...result.pending]);
-    this.store.tx(() => {
-      for (const [lotId, why] of explanations) this.store.setPendingMessage(lotId, why.text);
-    });
-    for (const [lotId, why] of explanations) this.parking.park(lotId, why, now, this.opts.retryParkedMs);
-    const sent: Array<{ lotId: string; hostId: string; spec: ContainerSpec }> = [];
     const instById = new Map(pending.map((p) => [p.id, p]));
-    this.store.tx(() => {
+    // One fenced unit of work: the explanations and the awards. A leader that lost its lease
+    // while the bids were out commits nothing (FencedError), and a lot deleted meanwhile is not
+    // reserved (reserve only takes a still-pending instance).
+    const sent = await this.storage.transaction(async (u) => {
+      await fenced(u, this.leader);
+      for (const [lotId, why] of explanations) await u.instances.setPendingMessage(lotId, why.text);
+      const out: Array<{ lotId: string; hostId: string; spec: ContainerSpec }> = [];
       for (const award of result.awards) {
         const inst = instById.get(award.lotId)!;
-        if (!this.store.reserveInstance(award.lotId, award.hostId, now)) continue; // deleted meanwhile
-        this.store.appendEvent(
-          { tenant: inst.tenant, type: 'instance.awarded', environment: inst.environment, service: inst.service, instance: inst.id, host: award.hostId, message: `round ${id}, price ${award.price.toFixed(3)}` },
-          now,
-        );
+        if (!(await u.instances.reserve(award.lotId, award.hostId, now))) continue; // deleted meanwhile
+        u.emit({
+          tenant: inst.tenant,
+          type: 'instance.awarded',
+          environment: inst.environment,
+          service: inst.service,
+          instance: inst.id,
+          host: award.hostId,
+          message: `round ${id}, price ${award.price.toFixed(3)}`,
+          time: now,
+        });
         const { svc } = services.get(serviceKey(inst))!;
-        sent.push({ lotId: award.lotId, hostId: award.hostId, spec: containerSpecOf(inst, svc) });
+        out.push({ lotId: award.lotId, hostId: award.hostId, spec: containerSpecOf(inst, svc) });
       }
+      return out;
     });
+    for (const [lotId, why] of explanations) this.parking.park(lotId, why, now, this.opts.retryParkedMs);
     for (const a of sent) {
       const timer = setTimeout(() => {
         this.awaitingReply.delete(a.lotId);
@@ -272,29 +303,39 @@ export class Auctioneer implements AuctionInbox {
 
   /** A refused or timed-out award: the lot goes back to the queue without that host. */
   private release(lotId: string, hostId: string, message: string): void {
-    const inst = this.store.getInstance(lotId);
-    if (!inst || inst.host !== hostId || inst.state !== 'starting') return;
-    this.store.tx(() => {
-      this.store.requeueInstance(lotId, hostId, message, this.opts.now());
-      this.store.appendEvent({ tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: lotId, host: hostId, message });
-    });
-    this.log.warn({ lot: lotId, host: hostId }, message);
-    // What the host had reserved for the lot is free again.
-    this.fleetChanged();
+    void this.storage
+      .transaction(async (u) => {
+        await fenced(u, this.leader);
+        const inst = await u.instances.get(lotId);
+        if (!inst || inst.host !== hostId || inst.state !== 'starting') return false;
+        await u.instances.requeue(lotId, hostId, message, this.opts.now());
+        u.emit({ tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: lotId, host: hostId, message });
+        return true;
+      })
+      .then(
+        (released) => {
+          if (!released) return;
+          this.log.warn({ lot: lotId, host: hostId }, message);
+          // What the host had reserved for the lot is free again.
+          this.fleetChanged();
+        },
+        (err) => this.log.warn({ lot: lotId, host: hostId, err: (err as Error).message }, 'could not send the lot back to the queue'),
+      );
   }
 
   /** The fleet as the auction sees it: capacity from the agents, allocation from the store. */
-  private hostViews(): HostView[] {
+  private async hostViews(): Promise<HostView[]> {
     const connected = this.sessions.connectedHosts();
     const allocated = new Map<string, { cpuMillis: number; memoryMib: number; groups: Set<string> }>();
-    for (const i of this.store.listPlacedInstances()) {
+    const [placed, hosts] = await this.storage.read(async (r) => [await r.instances.listPlaced(), await r.hosts.list()] as const);
+    for (const i of placed) {
       const a = allocated.get(i.host!) ?? { cpuMillis: 0, memoryMib: 0, groups: new Set<string>() };
       a.cpuMillis += i.resources.cpuMillis;
       a.memoryMib += i.resources.memoryMib;
       if (i.haGroup) a.groups.add(i.haGroup);
       allocated.set(i.host!, a);
     }
-    return this.store.listHosts().map((h) => {
+    return hosts.map((h) => {
       const a = allocated.get(h.id);
       return {
         id: h.id,

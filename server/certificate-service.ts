@@ -33,12 +33,12 @@ import {
 } from '../certs';
 import { authorize, peerSerial, type CaTrust } from './auth';
 import { PodiumError, toServiceError } from './errors';
-import type { JoinTokenRecord, NewCertificate, Store } from './store';
+import type { JoinTokenRecord, NewCertificate, Storage } from './storage';
 
 const JOINABLE: readonly Role[] = ['agent', 'gateway', 'operator'];
 
 export interface CertificateServiceDeps {
-  store: Store;
+  storage: Storage;
   /** Signs the certificates. */
   ca: Authority;
   /** Judges the callers of Renew (revocation included). */
@@ -53,20 +53,26 @@ const INVALID_TOKEN = 'join token is unknown, expired, used up or wrong';
 const NO_HASH = '0'.repeat(64);
 
 export function certificateHandlers(deps: CertificateServiceDeps): CertificateServiceServer {
-  const { store } = deps;
+  const { storage } = deps;
   return {
     join: async (call: ServerUnaryCall<JoinRequest, JoinResponse>, callback: sendUnaryData<JoinResponse>) => {
       try {
-        const token = checkToken(deps, call.request.token);
+        const token = await checkToken(deps, call.request.token);
         const role = token.role as Role;
         const name = joinName(token, role, call.request.hostId);
         const identity: Identity = { role, name, spiffeId: spiffeIdFor(deps.ca.trustDomain, role, name) };
         const certificatePem = await sign(deps, call.request.csrPem, identity);
         const now = Date.now();
-        const replaced = store.txImmediate(() => {
-          const outcome = store.recordJoin(token.id, certificateRecord(certificatePem, identity, `join token ${token.id}`), now);
-          if (!outcome.ok && outcome.reason === 'token') throw new PodiumError(status.UNAUTHENTICATED, INVALID_TOKEN);
-          if (!outcome.ok) {
+        const record = certificateRecord(certificatePem, identity, `join token ${token.id}`);
+        // The one write of a Join, all or nothing: a use of the token (a conditional update: only
+        // while a use is left and it has not expired), the refusal of a host id that holds a valid
+        // certificate unless the token replaces (then those are revoked), the new certificate. The
+        // identity's lock serializes two Joins for one host id; the token's row, two for its last use.
+        const replaced = await storage.transaction(async (u) => {
+          await u.lock(`identity:${role}/${name}`);
+          if (!(await u.joinTokens.consume(token.id, now))) throw new PodiumError(status.UNAUTHENTICATED, INVALID_TOKEN);
+          const holders = await u.certificates.listValid(role, name, now);
+          if (holders.length > 0 && !token.replace) {
             throw new PodiumError(
               status.FAILED_PRECONDITION,
               `host_id: ${role === 'agent' ? 'host' : role} "${name}" already holds a valid certificate; ` +
@@ -74,13 +80,15 @@ export function certificateHandlers(deps: CertificateServiceDeps): CertificateSe
               [{ field: 'host_id', description: 'already holds a valid certificate' }],
             );
           }
+          const old = holders.length > 0 ? await u.certificates.revoke({ role, name }, 'replaced by a new join', now) : [];
+          await u.certificates.insert(record, now);
           const host = role === 'agent' ? name : '';
-          for (const old of outcome.replaced) {
-            // The running server closes the connections of these serials when it hears this event.
-            store.appendEvent({ tenant: '', type: 'certificate.revoked', host, message: `${role} ${name}, serial ${old.serial}: replaced by a new join` }, now);
+          for (const c of old) {
+            // Every Pod API process closes the connections of these serials when it hears this.
+            u.emit({ tenant: '', type: 'certificate.revoked', host, message: `${role} ${name}, serial ${c.serial}: replaced by a new join`, time: now });
           }
-          store.appendEvent({ tenant: '', type: 'certificate.issued', host, message: identity.spiffeId }, now);
-          return outcome.replaced;
+          u.emit({ tenant: '', type: 'certificate.issued', host, message: identity.spiffeId, time: now });
+          return old;
         });
         deps.log.info({ role, name, replaced: replaced.map((c) => c.serial) }, 'joined');
         callback(null, { certificatePem, caPem: deps.ca.caCertPem, hostId: name });
@@ -94,10 +102,18 @@ export function certificateHandlers(deps: CertificateServiceDeps): CertificateSe
         const identity = authorize(call, deps.trust, JOINABLE);
         const previous = peerSerial(call)!;
         const certificatePem = await sign(deps, call.request.csrPem, identity);
-        // The old certificate stays valid until it expires; a revocation that raced this renewal wins.
-        if (!store.recordRenewal(previous, certificateRecord(certificatePem, identity, `renewal of ${previous}`))) {
-          throw new PodiumError(status.UNAUTHENTICATED, 'this client certificate has been revoked');
-        }
+        // The old certificate stays valid until it expires. A revocation racing this renewal wins:
+        // both take the identity's lock, so either the revocation sees (and revokes) the renewed
+        // certificate, or the renewal sees the previous one revoked and refuses.
+        const record = certificateRecord(certificatePem, identity, `renewal of ${previous}`);
+        const renewed = await storage.transaction(async (u) => {
+          await u.lock(`identity:${identity.role}/${identity.name}`);
+          const before = await u.certificates.get(previous);
+          if (before && before.revokedAt !== null) return false;
+          await u.certificates.insert(record, Date.now());
+          return true;
+        });
+        if (!renewed) throw new PodiumError(status.UNAUTHENTICATED, 'this client certificate has been revoked');
         callback(null, { certificatePem });
       } catch (err) {
         callback(toServiceError(err, deps.log), null);
@@ -112,7 +128,7 @@ export function certificateHandlers(deps: CertificateServiceDeps): CertificateSe
  * spares a signature. Throws UNAUTHENTICATED (always the same message) otherwise, and
  * INVALID_ARGUMENT naming `token` when it is not a token at all.
  */
-function checkToken(deps: CertificateServiceDeps, text: string): JoinTokenRecord {
+async function checkToken(deps: CertificateServiceDeps, text: string): Promise<JoinTokenRecord> {
   let parsed: ReturnType<typeof parseJoinToken>;
   try {
     parsed = parseJoinToken(text);
@@ -122,7 +138,7 @@ function checkToken(deps: CertificateServiceDeps, text: string): JoinTokenRecord
   if (parsed.fingerprint !== deps.ca.fingerprint) {
     throw new PodiumError(status.UNAUTHENTICATED, 'join token was made for another Pod API (CA fingerprint differs)');
   }
-  const stored = deps.store.getJoinToken(parsed.id);
+  const stored = await deps.storage.read((r) => r.joinTokens.get(parsed.id));
   const usable = stored && stored.expiresAt > Date.now() && stored.used < stored.uses && JOINABLE.includes(stored.role as Role);
   // The secret is compared even for an unknown or unusable token, so that timing says nothing either.
   const matches = secretMatches(parsed.secret, stored?.secretHash ?? NO_HASH);

@@ -5,10 +5,17 @@
  * certificates without requiring them (Join must be callable before a caller has one; auth.ts
  * checks the peer per RPC), refuses revoked ones at the handshake and closes their connections
  * when they are revoked, and hands every admitted connection to grpc-js.
+ *
+ * State is in the storage module (SQLite by default, PostgreSQL for several processes). Exactly
+ * one process leads (leadership.ts): it runs the auctions, the orchestrator and host liveness, and
+ * holds the agents' sessions. A standby serves PodApi reads and the writes that only change
+ * desired state (creates, deletes, quotas, revocations: the leader acts on them through the event
+ * feed), serves Join and Renew (the authority is in the database), and refuses agent sessions
+ * with the leader's address, so that agents go there.
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { Metadata, Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -16,34 +23,50 @@ import type { Logger } from 'pino';
 import { AgentServiceService, type AgentServiceServer } from '../gen/podium/v1/agent';
 import { CertificateServiceService } from '../gen/podium/v1/certificate';
 import { PodApiService } from '../gen/podium/v1/pod_api';
-import { issueKeyPair, loadOrCreateAuthority, spiffeIdFor, type Authority } from '../certs';
+import { issueKeyPair, loadOrCreateKeyFile, spiffeIdFor, type Authority } from '../certs';
 import { AgentSessions } from './agent-sessions';
 import type { CaTrust } from './auth';
 import { seededRandom } from './auction';
 import { Auctioneer } from './auctioneer';
+import { loadOrCreateStoredAuthority } from './authority';
 import { certificateHandlers } from './certificate-service';
+import { Leadership } from './leadership';
 import { Orchestrator } from './orchestrator';
 import { podApiHandlers } from './pod-api';
 import { addReflection } from './reflection';
 import { HostLiveness } from './host-liveness';
 import { ServerMetrics } from './metrics';
-import { RevocationList } from './revocation-list';
-import { Store, type EventRecord, type QuotaLimits } from './store';
+import { RevocationList, revocationsOf } from './revocation-list';
+import { Storage, type QuotaLimits } from './storage';
 import { TlsListener, type TlsIdentity } from './tls-listener';
 
-export { Store } from './store';
+export { Storage } from './storage';
 export { PodiumError } from './errors';
 export { certificateRecord } from './certificate-service';
 export { revokeCertificate, revokeHost, DEFAULT_REVOKE_REASON, type HostRevocation } from './revocation';
 export { reasonViolation } from './revoke-host';
 export { nameViolation } from './validation';
+export { loadOrCreateStoredAuthority } from './authority';
+
+/** Trailing metadata with which a standby refuses an agent session: where the leader is. */
+export const LEADER_METADATA_KEY = 'podium-leader';
 
 /** Events after which this process's revocation list is read again at once (see RevocationList). */
 const REVOKING_EVENTS: ReadonlySet<string> = new Set(['host.revoked', 'certificate.revoked']);
 
 export interface ServerConfig {
-  /** State: podium.db (SQLite) and ca/ (the authority). */
+  /** This process's files: the SQLite database by default, the key file, an old ca/ to import. */
   dataDir: string;
+  /** `postgres://…`, or a SQLite path (`sqlite:` optional); default `<dataDir>/podium.db`. */
+  database?: string;
+  /**
+   * The key file that opens the CA key sealed in the database (32 random bytes, base64; made on
+   * first start when absent). Every Pod API process on one database needs the same. Default
+   * `<dataDir>/ca-key`.
+   */
+  caKeyFile?: string;
+  /** Names this process to the database and to the other processes (default: random). */
+  processName?: string;
   host: string;
   port: number;
   /**
@@ -75,6 +98,9 @@ export interface ServerConfig {
   bidDeadlineMs: number;
   awardTimeoutMs: number;
   maxCandidatesPerLot: number;
+  /** The leader lease: lapsed when not renewed for leaseMs; renewed every leaseRenewMs. */
+  leaseMs: number;
+  leaseRenewMs: number;
   /** Seed of the auction's sampling; logged so that a round can be replayed. */
   seed: number;
   /** The quota of a tenant that has none of its own (SetQuota). */
@@ -100,6 +126,8 @@ export const SERVER_DEFAULTS = {
   bidDeadlineMs: 1_000,
   awardTimeoutMs: 10_000,
   maxCandidatesPerLot: 16,
+  leaseMs: 3_000,
+  leaseRenewMs: 1_000,
   // 64 cores, 256 GiB, 500 replicas: a bound on what one tenant can queue, not a fleet's size.
   defaultQuota: { cpuMillis: 64_000, memoryMib: 256 * 1024, instances: 500 } as QuotaLimits,
 } as const;
@@ -107,7 +135,9 @@ export const SERVER_DEFAULTS = {
 export interface RunningServer {
   port: number;
   ca: Authority;
-  store: Store;
+  storage: Storage;
+  /** Whether this process leads now, and at which epoch. */
+  leadership: Leadership;
   /** Prometheus registry; the CLI serves it over HTTP. */
   metrics: ServerMetrics;
   /** The revoked serials this process refuses, as last read from the store. */
@@ -140,27 +170,27 @@ export function serverCertificateNames(listenHost: string, advertise: readonly s
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const log = config.logger;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const ca = await loadOrCreateAuthority(join(config.dataDir, 'ca'), config.trustDomain);
-  const store = Store.open(join(config.dataDir, 'podium.db'));
+  const database = config.database ?? join(config.dataDir, 'podium.db');
+  // SQLite is one process per file: a stable name lets a restarted server (even one that was
+  // SIGKILLed) take its lease back at once. On PostgreSQL every process has a name of its own.
+  const processName = config.processName ?? (/^postgres(ql)?:\/\//.test(database) ? `pod-api-${randomBytes(4).toString('hex')}` : 'embedded');
+  const storage = await Storage.open(database, { processName });
+  let ca: Authority;
+  try {
+    const sealingKey = await loadOrCreateKeyFile(config.caKeyFile ?? join(config.dataDir, 'ca-key'));
+    ca = await loadOrCreateStoredAuthority(storage, config.trustDomain, sealingKey, join(config.dataDir, 'ca'));
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
   const now = () => Date.now();
-  // Hosts that were up get the restart grace (at least a TTL) to reconnect before anything moves.
   const liveness = new HostLiveness();
-  const graceUntil = now() + Math.max(0, config.restartGraceMs - config.hostTtlMs);
-  for (const h of store.listHosts()) if (h.state === 'up') liveness.up(h.id, graceUntil);
-
-  const events = new EventEmitter();
-  events.setMaxListeners(0);
-  store.onEvent = (e) => events.emit('event', e);
-  const subscribe = (fn: (e: EventRecord) => void) => {
-    events.on('event', fn);
-    return () => events.off('event', fn);
-  };
 
   // The revocation list is loaded before the listener opens, so that no revoked certificate is
   // admitted in between; `listener` is set just below, before any connection can arrive.
   let listener: TlsListener | null = null;
   const revocations = new RevocationList(
-    store,
+    revocationsOf(storage),
     { pollMs: config.revocationPollMs, now },
     (revoked) => {
       const closed = listener?.closeConnectionsOf(revoked.map((c) => c.serial)) ?? 0;
@@ -168,23 +198,26 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     },
     log.child({ module: 'revocations' }),
   );
-  revocations.start();
-  // This process's own revocations are read at once, after their transaction has committed
-  // (events are emitted inside it; the microtask runs once the synchronous transaction is over).
-  subscribe((e) => {
-    if (REVOKING_EVENTS.has(e.type)) queueMicrotask(() => revocations.refresh());
-  });
+  await revocations.start();
   const trust: CaTrust = Object.freeze({
     trustDomain: ca.trustDomain,
     caCertPem: ca.caCertPem,
     isRevoked: (serial: string) => revocations.isRevoked(serial),
   });
 
-  const sessions = new AgentSessions(store, trust, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
-  const metrics = new ServerMetrics(store, () => sessions.connectedHosts().size);
+  // Who leads: set by the leadership loop below, read by every fenced writer.
+  let leadership: Leadership | null = null;
+  const leader = {
+    get epoch() {
+      return leadership?.epoch ?? null;
+    },
+  };
+  const sessions = new AgentSessions(storage, leader, trust, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
+  const metrics = new ServerMetrics(storage, () => sessions.connectedHosts().size);
   log.info({ seed: config.seed }, 'auction seed');
   const auctioneer = new Auctioneer(
-    store,
+    storage,
+    leader,
     sessions,
     {
       batchSize: 256,
@@ -202,8 +235,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   );
   sessions.auction = auctioneer;
   const orchestrator = new Orchestrator(
-    store,
+    storage,
     liveness,
+    leader,
     {
       hostTtlMs: config.hostTtlMs,
       restartBackoffMs: config.restartBackoffMs,
@@ -215,27 +249,51 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     () => auctioneer.kick(),
   );
 
+  // Committed events, from this process or any other, that someone must act on.
+  storage.feed.subscribe((e) => {
+    // Revocations: this process's list is read again at once (the poll would see them too).
+    if (e.type === 'host.revoked' || e.type === 'certificate.revoked') void revocations.refresh().catch(() => undefined);
+    if (leader.epoch === null) return;
+    // Desired state written by any process: the leader auctions new lots, and tells the hosts
+    // of deleted instances to remove them (capacity freed).
+    if (e.type === 'instance.pending' || e.type === 'instance.requeued') auctioneer.kick();
+    if (e.type === 'instance.deleted' && e.host) {
+      sessions.stopInstance(e.host, e.instance);
+      auctioneer.fleetChanged();
+    }
+  });
+
   const server = new Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
   server.addService(
     PodApiService,
     podApiHandlers({
-      store,
+      storage,
       ca: trust,
       orchestrator,
       sessions,
       liveness,
-      subscribe,
       kickAuction: () => auctioneer.kick(),
       fleetChanged: () => auctioneer.fleetChanged(),
       defaultQuota: config.defaultQuota,
       log: log.child({ module: 'pod-api' }),
     }),
   );
-  const agentHandlers: AgentServiceServer = { connect: (call) => sessions.connect(call) };
+  const agentHandlers: AgentServiceServer = {
+    connect: (call) => {
+      // A standby holds no agent sessions: it says where the leader is, and the agent goes there.
+      if (leader.epoch === null) {
+        const md = new Metadata();
+        if (leadership?.leaderAddress) md.set(LEADER_METADATA_KEY, leadership.leaderAddress);
+        call.emit('error', { code: status.FAILED_PRECONDITION, details: `this Pod API process does not lead; the leader is ${leadership?.leaderAddress || 'not known yet'}`, metadata: md });
+        return;
+      }
+      sessions.connect(call);
+    },
+  };
   server.addService(AgentServiceService, agentHandlers);
   server.addService(
     CertificateServiceService,
-    certificateHandlers({ store, ca, trust, certLifetimeSeconds: config.certLifetimeSeconds, log: log.child({ module: 'certificates' }) }),
+    certificateHandlers({ storage, ca, trust, certLifetimeSeconds: config.certLifetimeSeconds, log: log.child({ module: 'certificates' }) }),
   );
   addReflection(server);
   const health = new HealthImplementation({
@@ -278,10 +336,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // Not listening (the port is taken, say): leave nothing behind.
     revocations.stop();
     auctioneer.stop();
-    store.close();
+    await storage.close();
     throw err;
   }
   const tlsListener = listener;
+  const port = tlsListener.port;
   const rotation = setInterval(() => {
     issueServerIdentity().then(
       (next) => {
@@ -291,31 +350,58 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       (err) => log.error({ err }, 'server certificate rotation failed; the current one stays'),
     );
   }, Math.min((config.certLifetimeSeconds * 1000) / 2, 2 ** 31 - 1));
-  const port = tlsListener.port;
-  const timer = setInterval(() => {
-    try {
-      orchestrator.tick();
-    } catch (err) {
-      log.error({ err }, 'orchestrator tick failed');
-    }
-  }, config.orchestratorIntervalMs);
+
+  // The leader's loops. On becoming leader, hosts that the store has up get the restart grace
+  // (at least a TTL) to reconnect to this process before anything moves; on losing the lease,
+  // everything only a leader does stops and the agents are sent on.
+  let ticking = false;
+  const tick = () => {
+    if (leader.epoch === null || ticking) return;
+    ticking = true;
+    orchestrator
+      .tick()
+      .catch((err) => log.error({ err: (err as Error).message }, 'orchestrator tick failed'))
+      .finally(() => (ticking = false));
+  };
+  const timer = setInterval(tick, config.orchestratorIntervalMs);
   // Lots parked for a reason only agents know (an image being pulled, no answer) are tried again
   // after pendingRetryMs; those no host could take wait for the fleet to change (LotParking).
-  const retry = setInterval(() => auctioneer.kick(), config.pendingRetryMs);
-  orchestrator.tick();
-  auctioneer.kick();
-  log.info({ address: `${config.host}:${port}`, fingerprint: ca.fingerprint }, 'Pod API listening');
+  const retry = setInterval(() => leader.epoch !== null && auctioneer.kick(), config.pendingRetryMs);
+  leadership = new Leadership(
+    storage,
+    { holder: processName, address: `${config.advertise[0] ?? config.host}:${port}`, leaseMs: config.leaseMs, renewMs: config.leaseRenewMs, pollMs: Math.max(100, config.leaseRenewMs / 2) },
+    {
+      lead: () => {
+        void (async () => {
+          const graceUntil = now() + Math.max(0, config.restartGraceMs - config.hostTtlMs);
+          for (const h of await storage.read((r) => r.hosts.list())) if (h.state === 'up') liveness.up(h.id, graceUntil);
+          auctioneer.resume();
+          tick();
+          auctioneer.fleetChanged();
+        })().catch((err) => log.error({ err }, 'taking the lead failed'));
+      },
+      follow: (why) => {
+        auctioneer.pause();
+        sessions.closeAll(`this Pod API process no longer leads (${why})`);
+      },
+    },
+    log.child({ module: 'leadership' }),
+  );
+  await leadership.start();
+  log.info({ address: `${config.host}:${port}`, fingerprint: ca.fingerprint, leading: leader.epoch !== null, process: processName }, 'Pod API listening');
 
-  return {
+  const running: RunningServer = {
     port,
     ca,
-    store,
+    storage,
+    leadership,
     metrics,
     revocations,
     close: async () => {
       clearInterval(timer);
       clearInterval(retry);
       clearInterval(rotation);
+      await leadership!.stop();
       revocations.stop();
       auctioneer.stop();
       sessions.closeAll('server shutting down');
@@ -325,9 +411,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       await Promise.race([graceful, grace]);
       server.forceShutdown();
       await tlsListener.close();
-      store.close();
+      await storage.close();
     },
   };
+  return running;
 }
 
 /** How long close() lets open calls finish before it cuts them. */

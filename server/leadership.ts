@@ -142,9 +142,13 @@ export class Leadership {
     }
   }
 
+  /** Stops looking; a held lease is released, so that a standby (or the next start) leads at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    const epoch = this.epochHeld;
+    this.epochHeld = null;
+    if (epoch !== null) await this.storage.transaction((u) => u.lease.release(this.opts.holder, epoch)).catch(() => undefined);
     await this.session?.close();
   }
 }

@@ -4,7 +4,7 @@
  * cannot drift; what happens (rounds, awards, refusals) is counted as it happens.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Store } from './store';
+import type { Storage } from './storage';
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -13,7 +13,7 @@ export class ServerMetrics {
   readonly awardReplies: Counter<'accepted'>;
   readonly refusedHandshakes: Counter<'role'>;
 
-  constructor(store: Store, connectedHosts: () => number) {
+  constructor(storage: Storage, connectedHosts: () => number) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.rounds = new Histogram({
@@ -46,8 +46,8 @@ export class ServerMetrics {
       help: 'Hosts by state (up, down).',
       labelNames: ['state'],
       registers,
-      collect() {
-        const hosts = store.listHosts();
+      async collect() {
+        const hosts = await storage.read((r) => r.hosts.list());
         for (const state of ['up', 'down'] as const) this.set({ state }, hosts.filter((h) => h.state === state).length);
       },
     });
@@ -64,9 +64,10 @@ export class ServerMetrics {
       help: 'Instances by state.',
       labelNames: ['state'],
       registers,
-      collect() {
+      async collect() {
+        const counts = await storage.read((r) => r.instances.countByState());
         this.reset();
-        for (const [state, n] of Object.entries(store.countInstancesByState())) this.set({ state }, n);
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
   }

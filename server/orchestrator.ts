@@ -10,7 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HostLiveness } from './host-liveness';
-import type { InstanceRecord, ServiceRecord, Store } from './store';
+import { fenced, type LeaderEpoch } from './leader-fence';
+import type { InstanceRecord, ServiceRecord, Storage, UnitOfWork } from './storage';
 
 export const WAITING_FOR_AUCTION = 'waiting for an auction';
 
@@ -45,8 +46,9 @@ export function restartDelay(failures: number, baseMs: number, maxMs: number): n
 
 export class Orchestrator {
   constructor(
-    private readonly store: Store,
+    private readonly storage: Storage,
     private readonly liveness: HostLiveness,
+    private readonly leader: LeaderEpoch,
     private readonly opts: OrchestratorOptions,
     private readonly log: Logger,
     /** Told when there is something to auction. */
@@ -54,35 +56,34 @@ export class Orchestrator {
   ) {}
 
   /**
-   * Creates a pending instance for every missing replica of `svc`. Must run inside the caller's
-   * transaction when the service was just inserted, so that a service never exists without its lots.
+   * Creates a pending instance for every missing replica of `svc`, in the caller's unit of work,
+   * so that a service is never stored without its lots. Counting and inserting happen under the
+   * service's lock: two units (a create and a tick, or two processes) cannot both count the same
+   * gap and both fill it. Returns how many it created. Any Pod API process may call it: it writes
+   * desired state only, and the leader's auctioneer picks the lots up.
    */
-  ensureReplicas(svc: ServiceRecord): number {
-    return this.store.tx(() => {
-      const instances = this.store.listInstancesOfService(svc.tenant, svc.environment, svc.name);
-      const live = instances.filter((i) => i.state === 'pending' || i.state === 'starting' || i.state === 'running').length;
-      const missing = svc.spec.replicas - live;
-      const now = this.opts.now();
-      if (missing > 0 && this.inBackoff(instances, now)) return 0;
-      for (let k = 0; k < missing; k++) {
-        const id = newInstanceId();
-        this.store.insertInstance({
-          id,
-          tenant: svc.tenant,
-          environment: svc.environment,
-          service: svc.name,
-          haGroup: haGroupOf(svc),
-          resources: svc.spec.resources,
-          message: WAITING_FOR_AUCTION,
-          createdAt: now,
-        });
-        this.store.appendEvent(
-          { tenant: svc.tenant, type: 'instance.pending', environment: svc.environment, service: svc.name, instance: id },
-          now,
-        );
-      }
-      return Math.max(0, missing);
-    });
+  async ensureReplicas(uow: UnitOfWork, svc: ServiceRecord): Promise<number> {
+    await uow.lock(`replicas:${svc.tenant}/${svc.environment}/${svc.name}`);
+    const instances = await uow.instances.listOfService(svc.tenant, svc.environment, svc.name);
+    const live = instances.filter((i) => i.state === 'pending' || i.state === 'starting' || i.state === 'running').length;
+    const missing = svc.spec.replicas - live;
+    const now = this.opts.now();
+    if (missing <= 0 || this.inBackoff(instances, now)) return 0;
+    for (let k = 0; k < missing; k++) {
+      const id = newInstanceId();
+      await uow.instances.insert({
+        id,
+        tenant: svc.tenant,
+        environment: svc.environment,
+        service: svc.name,
+        haGroup: haGroupOf(svc),
+        resources: svc.spec.resources,
+        message: WAITING_FOR_AUCTION,
+        createdAt: now,
+      });
+      uow.emit({ tenant: svc.tenant, type: 'instance.pending', environment: svc.environment, service: svc.name, instance: id, time: now });
+    }
+    return missing;
   }
 
   /** True while the service's latest failure is more recent than its restart delay. */
@@ -94,31 +95,35 @@ export class Orchestrator {
   }
 
   /**
-   * One pass: expire silent hosts, forget old failures, then top up every service. Returns how
-   * many pending instances it created.
+   * One pass, on the leader only: expire silent hosts, forget old failures, then top up every
+   * service. Each change is its own fenced unit of work. Returns how many pending instances it
+   * created.
    */
-  tick(): number {
+  async tick(): Promise<number> {
     const now = this.opts.now();
-    this.store.deleteFailedBefore(now - this.opts.failureWindowMs);
+    await this.storage.transaction(async (u) => {
+      await fenced(u, this.leader);
+      await u.instances.deleteFailedBefore(now - this.opts.failureWindowMs);
+    });
     for (const { hostId, silentMs } of this.liveness.expired(now, this.opts.hostTtlMs)) {
-      this.liveness.markDown(hostId);
       // The change of state is the one liveness write: the host down, its instances lost.
-      const lost = this.store.tx(() => {
-        const lost = this.store.markHostDown(hostId, now, now - silentMs);
-        if (!lost) return undefined;
-        this.store.appendEvent({ tenant: '', type: 'host.down', host: hostId, message: `no heartbeat for ${silentMs} ms` }, now);
+      const lost = await this.storage.transaction(async (u) => {
+        await fenced(u, this.leader);
+        if (!(await u.hosts.markDown(hostId, now - silentMs))) return undefined;
+        const lost = await u.instances.markLostOnHost(hostId, now);
+        u.emit({ tenant: '', type: 'host.down', host: hostId, message: `no heartbeat for ${silentMs} ms`, time: now });
         for (const i of lost) {
-          this.store.appendEvent(
-            { tenant: i.tenant, type: 'instance.lost', environment: i.environment, service: i.service, instance: i.id, host: hostId, message: 'host down' },
-            now,
-          );
+          u.emit({ tenant: i.tenant, type: 'instance.lost', environment: i.environment, service: i.service, instance: i.id, host: hostId, message: 'host down', time: now });
         }
         return lost;
       });
+      this.liveness.markDown(hostId);
       if (lost) this.log.warn({ host: hostId, lost: lost.length }, 'host missed its heartbeats: down');
     }
     let created = 0;
-    for (const svc of this.store.listUnderReplicated()) created += this.ensureReplicas(svc);
+    for (const svc of await this.storage.read((r) => r.services.listUnderReplicated())) {
+      created += await this.storage.transaction((u) => this.ensureReplicas(u, svc));
+    }
     if (created > 0) this.onPending();
     return created;
   }

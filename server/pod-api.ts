@@ -29,7 +29,7 @@ import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import type { Orchestrator } from './orchestrator';
 import { assertWithinQuota, quotaHandlers } from './quota';
 import { revokeHostHandler } from './revoke-host';
-import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Store } from './store';
+import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Storage } from './storage';
 import { unary } from './unary-handler';
 import { nameViolation, validateEnvironmentName, validateService } from './validation';
 
@@ -44,14 +44,12 @@ const INSTANCE_STATES: Record<InstanceRecord['state'], InstanceState> = {
 };
 
 export interface PodApiDeps {
-  store: Store;
+  storage: Storage;
   ca: CaTrust;
   orchestrator: Orchestrator;
   sessions: AgentSessions;
   /** Last heartbeats are in memory only (host-liveness.ts). */
   liveness: Pick<HostLiveness, 'lastSeen'>;
-  /** Subscribes to new events; returns the unsubscribe function. */
-  subscribe: (fn: (e: EventRecord) => void) => () => void;
   kickAuction: () => void;
   /** Capacity was freed or the fleet changed: lots parked for want of it may fit now. */
   fleetChanged: () => void;
@@ -60,10 +58,10 @@ export interface PodApiDeps {
   log: Logger;
 }
 
-function requireEnvironment(store: Store, tenant: string, name: string): void {
+async function requireEnvironment(storage: Storage, tenant: string, name: string): Promise<void> {
   const v = nameViolation('environment', name);
   if (v) assertNoViolations([v]);
-  if (!store.environmentExists(tenant, name)) throw PodiumError.notFound(`environment "${name}"`);
+  if (!(await storage.read((r) => r.environments.exists(tenant, name)))) throw PodiumError.notFound(`environment "${name}"`);
 }
 
 export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Service {
@@ -136,38 +134,47 @@ export function eventView(e: EventRecord): Event {
 }
 
 export function podApiHandlers(deps: PodApiDeps): PodApiServer {
-  const { store } = deps;
+  const { storage } = deps;
+  const serviceWithInstances = async (svc: ServiceRecord) =>
+    serviceView(svc, await storage.read((r) => r.instances.listOfService(svc.tenant, svc.environment, svc.name)));
   return {
     ...quotaHandlers(deps),
 
-    createEnvironment: unary<CreateEnvironmentRequest, Environment>(deps, CUSTOMER, (req, tenant) => {
+    createEnvironment: unary<CreateEnvironmentRequest, Environment>(deps, CUSTOMER, async (req, tenant) => {
       const name = req.environment?.name ?? '';
       validateEnvironmentName(name);
       const now = Date.now();
-      const created = store.tx(() => {
-        if (!store.insertEnvironment(tenant, name, now)) return false;
-        store.appendEvent({ tenant, type: 'environment.created', environment: name }, now);
+      const created = await storage.transaction(async (u) => {
+        if (!(await u.environments.insert(tenant, name, now))) return false;
+        u.emit({ tenant, type: 'environment.created', environment: name, time: now });
         return true;
       });
       if (!created) throw new PodiumError(status.ALREADY_EXISTS, `environment "${name}" already exists`, [{ field: 'name', description: 'already exists' }]);
       return { name, tenant, createTime: new Date(now) };
     }),
 
-    listEnvironments: unary<ListEnvironmentsRequest, ListEnvironmentsResponse>(deps, CUSTOMER, (_req, tenant) => ({
-      environments: store.listEnvironments(tenant).map((e) => ({ name: e.name, tenant: e.tenant, createTime: new Date(e.createdAt) })),
+    listEnvironments: unary<ListEnvironmentsRequest, ListEnvironmentsResponse>(deps, CUSTOMER, async (_req, tenant) => ({
+      environments: (await storage.read((r) => r.environments.list(tenant))).map((e) => ({ name: e.name, tenant: e.tenant, createTime: new Date(e.createdAt) })),
     })),
 
-    createService: unary<CreateServiceRequest, Service>(deps, CUSTOMER, (req, tenant) => {
-      requireEnvironment(store, tenant, req.environment);
+    /**
+     * Writes desired state only (the service and one pending lot per replica), so a standby
+     * serves it as well as the leader; the leader's auctioneer hears of the lots through the event
+     * feed. Roles: gateway, operator.
+     */
+    createService: unary<CreateServiceRequest, Service>(deps, CUSTOMER, async (req, tenant) => {
+      await requireEnvironment(storage, tenant, req.environment);
       const { name, spec } = validateService(req.service);
       const rec: ServiceRecord = { tenant, environment: req.environment, name, spec, createdAt: Date.now() };
-      const created = store.tx(() => {
-        // Inside the transaction: two creates cannot both fit in the same headroom.
-        if (store.getService(tenant, rec.environment, name)) return false;
-        assertWithinQuota(store, tenant, spec, deps.defaultQuota);
-        if (!store.insertService(rec)) return false;
-        store.appendEvent({ tenant, type: 'service.created', environment: rec.environment, service: name, message: `${spec.replicas} replicas of ${spec.image}` });
-        deps.orchestrator.ensureReplicas(rec);
+      const created = await storage.transaction(async (u) => {
+        // The tenant's lock: two creates cannot both fit in the same headroom of its quota.
+        await u.lock(`quota:${tenant}`);
+        if (await u.services.get(tenant, rec.environment, name)) return false;
+        await assertWithinQuota(u, tenant, spec, deps.defaultQuota);
+        if (!(await u.services.insert(rec))) return false;
+        u.emit({ tenant, type: 'service.created', environment: rec.environment, service: name, message: `${spec.replicas} replicas of ${spec.image}` });
+        await deps.orchestrator.ensureReplicas(u, rec);
+        u.afterCommit(() => deps.kickAuction());
         return true;
       });
       if (!created) {
@@ -175,35 +182,40 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
           { field: 'name', description: 'already exists' },
         ]);
       }
-      deps.kickAuction();
-      return serviceView(rec, store.listInstancesOfService(tenant, rec.environment, name));
+      return serviceWithInstances(rec);
     }),
 
-    getService: unary<GetServiceRequest, Service>(deps, CUSTOMER, (req, tenant) => {
-      requireEnvironment(store, tenant, req.environment);
-      const svc = store.getService(tenant, req.environment, req.service);
+    getService: unary<GetServiceRequest, Service>(deps, CUSTOMER, async (req, tenant) => {
+      await requireEnvironment(storage, tenant, req.environment);
+      const svc = await storage.read((r) => r.services.get(tenant, req.environment, req.service));
       if (!svc) throw PodiumError.notFound(`service "${req.service}"`);
-      return serviceView(svc, store.listInstancesOfService(tenant, req.environment, req.service));
+      return serviceWithInstances(svc);
     }),
 
-    listServices: unary<ListServicesRequest, ListServicesResponse>(deps, CUSTOMER, (req, tenant) => {
-      requireEnvironment(store, tenant, req.environment);
-      return {
-        services: store
-          .listServices(tenant, req.environment)
-          .map((s) => serviceView(s, store.listInstancesOfService(tenant, s.environment, s.name))),
-      };
+    listServices: unary<ListServicesRequest, ListServicesResponse>(deps, CUSTOMER, async (req, tenant) => {
+      await requireEnvironment(storage, tenant, req.environment);
+      const services = await storage.read((r) => r.services.list(tenant, req.environment));
+      return { services: await Promise.all(services.map(serviceWithInstances)) };
     }),
 
-    deleteService: unary<DeleteServiceRequest, DeleteServiceResponse>(deps, CUSTOMER, (req, tenant) => {
-      requireEnvironment(store, tenant, req.environment);
-      const placed = store.tx(() => {
-        const removed = store.deleteService(tenant, req.environment, req.service);
-        if (removed) store.appendEvent({ tenant, type: 'service.deleted', environment: req.environment, service: req.service });
-        return removed;
+    /**
+     * Deletes the service and its instances. The hosts running them are told to remove the
+     * containers: at once by this process when it holds their sessions, else by the leader when
+     * it hears the instance.deleted events, and in any case when the host reconciles. Roles:
+     * gateway, operator.
+     */
+    deleteService: unary<DeleteServiceRequest, DeleteServiceResponse>(deps, CUSTOMER, async (req, tenant) => {
+      await requireEnvironment(storage, tenant, req.environment);
+      const placed = await storage.transaction(async (u) => {
+        const instances = await u.instances.deleteOfService(tenant, req.environment, req.service);
+        if (!(await u.services.delete(tenant, req.environment, req.service))) return undefined;
+        u.emit({ tenant, type: 'service.deleted', environment: req.environment, service: req.service });
+        for (const i of instances) {
+          u.emit({ tenant, type: 'instance.deleted', environment: req.environment, service: req.service, instance: i.id, host: i.host ?? '' });
+        }
+        return instances;
       });
       if (!placed) throw PodiumError.notFound(`service "${req.service}"`);
-      // Hosts that are not connected remove these containers when they reconcile.
       for (const i of placed) deps.sessions.stopInstance(i.host!, i.id);
       // Capacity was freed: lots parked for want of it may fit now.
       if (placed.length > 0) deps.fleetChanged();
@@ -212,7 +224,7 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
 
     // The fleet shows every host's allocation and instance count, that is every tenant's usage:
     // operators, and the gateway acting for an admin token, see it; a customer is refused.
-    listHosts: unary<ListHostsRequest, ListHostsResponse>(deps, CUSTOMER, (_req, _tenant, caller) => {
+    listHosts: unary<ListHostsRequest, ListHostsResponse>(deps, CUSTOMER, async (_req, _tenant, caller) => {
       if (caller.role === 'customer') {
         throw new PodiumError(
           status.PERMISSION_DENIED,
@@ -220,55 +232,74 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
             'a customer sees the host of each of its own instances in GetService and ListServices',
         );
       }
-      const placed = store.listPlacedInstances();
-      return { hosts: store.listHosts().map((h) => hostView(h, placed, deps.liveness.lastSeen(h.id))) };
+      const [placed, hosts] = await storage.read(async (r) => [await r.instances.listPlaced(), await r.hosts.list()] as const);
+      return { hosts: hosts.map((h) => hostView(h, placed, deps.liveness.lastSeen(h.id))) };
     }),
 
     watchEvents: (call: ServerWritableStream<WatchEventsRequest, Event>) => {
-      let tenant: string;
-      let operatorAll = false;
-      try {
-        const id = authorize(call, deps.ca, CUSTOMER);
-        tenant = callerTenant(call, id);
-        // An operator who names no tenant sees the whole fleet's events, host events included.
-        operatorAll = id.role === 'operator' && call.metadata.get('podium-tenant').length === 0;
-        if (call.request.environment) requireEnvironment(store, tenant, call.request.environment);
-      } catch (err) {
-        call.emit('error', toServiceError(err, deps.log));
-        return;
-      }
-      // Headers go out at once, so that the gateway can answer 200 and start the stream.
-      call.sendMetadata(new Metadata());
-      const env = call.request.environment;
-      const visible = (e: EventRecord) => (operatorAll || e.tenant === tenant) && (!env || e.environment === env);
-      // Subscribe before replaying, and skip what the replay already sent, so nothing falls between.
-      let last = call.request.afterSequence;
-      const buffered: EventRecord[] = [];
-      let replaying = true;
-      const unsubscribe = deps.subscribe((e) => {
-        if (!visible(e)) return;
-        if (replaying) buffered.push(e);
-        else if (e.sequence > last) {
-          last = e.sequence;
-          call.write(eventView(e));
-        }
-      });
-      for (;;) {
-        const page = store.listEvents(operatorAll ? null : tenant, env, last, 1000);
-        for (const e of page) call.write(eventView(e));
-        if (page.length > 0) last = page[page.length - 1]!.sequence;
-        if (page.length < 1000) break;
-      }
-      replaying = false;
-      for (const e of buffered) {
-        if (e.sequence > last) {
-          last = e.sequence;
-          call.write(eventView(e));
-        }
-      }
-      call.on('cancelled', unsubscribe);
-      call.on('close', unsubscribe);
+      void watchEvents(deps, call);
     },
     revokeHost: revokeHostHandler(deps),
   };
+}
+
+/**
+ * Events of the caller's tenant (an operator naming none: every tenant's, host events included)
+ * from `after_sequence` on, then live: only committed events, in sequence order, each once. The
+ * feed is subscribed before the replay, and what the replay already sent is skipped, so nothing
+ * falls between the two. Roles: gateway, operator.
+ */
+async function watchEvents(deps: PodApiDeps, call: ServerWritableStream<WatchEventsRequest, Event>): Promise<void> {
+  let tenant: string;
+  let operatorAll = false;
+  try {
+    const id = authorize(call, deps.ca, CUSTOMER);
+    tenant = callerTenant(call, id);
+    operatorAll = id.role === 'operator' && call.metadata.get('podium-tenant').length === 0;
+    if (call.request.environment) await requireEnvironment(deps.storage, tenant, call.request.environment);
+  } catch (err) {
+    call.emit('error', toServiceError(err, deps.log));
+    return;
+  }
+  // Headers go out at once, so that the gateway can answer 200 and start the stream.
+  call.sendMetadata(new Metadata());
+  const env = call.request.environment;
+  const visible = (e: EventRecord) => (operatorAll || e.tenant === tenant) && (!env || e.environment === env);
+  let last = call.request.afterSequence;
+  const buffered: EventRecord[] = [];
+  let replaying = true;
+  let ended = false;
+  const unsubscribe = deps.storage.feed.subscribe((e) => {
+    if (ended || !visible(e)) return;
+    if (replaying) buffered.push(e);
+    else if (e.sequence > last) {
+      last = e.sequence;
+      call.write(eventView(e));
+    }
+  });
+  const end = () => {
+    ended = true;
+    unsubscribe();
+  };
+  call.on('cancelled', end);
+  call.on('close', end);
+  try {
+    for (;;) {
+      const page = await deps.storage.read((r) => r.events.list(operatorAll ? null : tenant, env, last, 1000));
+      for (const e of page) call.write(eventView(e));
+      if (page.length > 0) last = page[page.length - 1]!.sequence;
+      if (page.length < 1000 || ended) break;
+    }
+  } catch (err) {
+    end();
+    call.emit('error', toServiceError(err, deps.log));
+    return;
+  }
+  replaying = false;
+  for (const e of buffered) {
+    if (e.sequence > last) {
+      last = e.sequence;
+      call.write(eventView(e));
+    }
+  }
 }

@@ -10,30 +10,31 @@ import type { GetQuotaRequest, SetQuotaRequest } from '../gen/podium/v1/pod_api'
 import type { Quota } from '../gen/podium/v1/resources';
 import { isTenantName, TENANT_NAME_RULE, type Role } from '../certs';
 import { PodiumError, type QuotaViolation } from './errors';
-import type { QuotaLimits, ServiceSpec, Store } from './store';
+import type { QuotaLimits, Repositories, ServiceSpec, Storage } from './storage';
 import { unary, type UnaryDeps } from './unary-handler';
 import { validateQuota } from './validation';
 
 export interface QuotaDeps extends UnaryDeps {
-  store: Store;
+  storage: Storage;
   /** The quota of a tenant that has none of its own. */
   defaultQuota: QuotaLimits;
 }
 
 /** The quota that applies to a tenant, and whether it is the default. */
-export function quotaOf(store: Store, tenant: string, defaults: QuotaLimits): { limits: QuotaLimits; isDefault: boolean } {
-  const own = store.getQuota(tenant);
+export async function quotaOf(r: Repositories, tenant: string, defaults: QuotaLimits): Promise<{ limits: QuotaLimits; isDefault: boolean }> {
+  const own = await r.quotas.get(tenant);
   return own ? { limits: own, isDefault: false } : { limits: defaults, isDefault: true };
 }
 
 /**
  * Throws RESOURCE_EXHAUSTED, naming every quota it would exceed, when adding `spec` to what the
- * tenant's services already ask for goes over the tenant's quota. Must run inside the transaction
- * that inserts the service, so that two creates cannot both fit in the same headroom.
+ * tenant's services already ask for goes over the tenant's quota. Must run inside the unit of work
+ * that inserts the service, after it took the tenant's lock (`quota:<tenant>`), so that two
+ * creates cannot both fit in the same headroom.
  */
-export function assertWithinQuota(store: Store, tenant: string, spec: ServiceSpec, defaults: QuotaLimits): void {
-  const { limits } = quotaOf(store, tenant, defaults);
-  const used = store.tenantUsage(tenant);
+export async function assertWithinQuota(r: Repositories, tenant: string, spec: ServiceSpec, defaults: QuotaLimits): Promise<void> {
+  const { limits } = await quotaOf(r, tenant, defaults);
+  const used = await r.services.tenantUsage(tenant);
   const asked: QuotaLimits = {
     instances: spec.replicas,
     cpuMillis: spec.replicas * spec.resources.cpuMillis,
@@ -63,13 +64,14 @@ const READERS: readonly Role[] = ['gateway', 'operator'];
 const WRITERS: readonly Role[] = ['operator'];
 
 export function quotaHandlers(deps: QuotaDeps) {
-  const view = (tenant: string): Quota => {
-    const { limits, isDefault } = quotaOf(deps.store, tenant, deps.defaultQuota);
-    return { tenant, ...limits, used: deps.store.tenantUsage(tenant), isDefault };
-  };
+  const view = (tenant: string): Promise<Quota> =>
+    deps.storage.read(async (r) => {
+      const { limits, isDefault } = await quotaOf(r, tenant, deps.defaultQuota);
+      return { tenant, ...limits, used: await r.services.tenantUsage(tenant), isDefault };
+    });
   return {
     /** Roles: gateway (a customer its own tenant only; an admin any), operator. */
-    getQuota: unary<GetQuotaRequest, Quota>(deps, READERS, (req, tenant, caller) => {
+    getQuota: unary<GetQuotaRequest, Quota>(deps, READERS, async (req, tenant, caller) => {
       const wanted = req.tenant || tenant;
       // A customer asking for another tenant's quota learns nothing: NOT_FOUND, as for any resource.
       if (caller.role === 'customer' && wanted !== tenant) throw PodiumError.notFound(`tenant "${wanted}"`);
@@ -77,12 +79,12 @@ export function quotaHandlers(deps: QuotaDeps) {
       return view(wanted);
     }),
     /** Roles: operator. */
-    setQuota: unary<SetQuotaRequest, Quota>(deps, WRITERS, (req) => {
+    setQuota: unary<SetQuotaRequest, Quota>(deps, WRITERS, async (req) => {
       checkTenantName(req.tenant);
       const limits = validateQuota(req.quota);
-      deps.store.tx(() => {
-        deps.store.setQuota(req.tenant, limits);
-        deps.store.appendEvent({ tenant: req.tenant, type: 'quota.set', message: `cpu ${limits.cpuMillis} mCPU, memory ${limits.memoryMib} MiB, ${limits.instances} instances` });
+      await deps.storage.transaction(async (u) => {
+        await u.quotas.set(req.tenant, limits, Date.now());
+        u.emit({ tenant: req.tenant, type: 'quota.set', message: `cpu ${limits.cpuMillis} mCPU, memory ${limits.memoryMib} MiB, ${limits.instances} instances` });
       });
       deps.log.info({ tenant: req.tenant, ...limits }, 'quota set');
       return view(req.tenant);

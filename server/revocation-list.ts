@@ -10,10 +10,21 @@
  * reports the newly revoked certificates to `onRevoked`, which closes their live connections.
  */
 import type { Logger } from 'pino';
-import type { RevokedCertificate, Store } from './store';
+import type { RevokedCertificate, Storage } from './storage';
 
 /** What the list needs of the store. */
-export type RevocationSource = Pick<Store, 'revocationRevision' | 'listRevokedAfter'>;
+export interface RevocationSource {
+  revision(): Promise<number>;
+  listRevokedAfter(revision: number, now: number): Promise<RevokedCertificate[]>;
+}
+
+/** The revocation source of a storage. */
+export function revocationsOf(storage: Storage): RevocationSource {
+  return {
+    revision: () => storage.read((r) => r.certificates.revision()),
+    listRevokedAfter: (revision, now) => storage.read((r) => r.certificates.listRevokedAfter(revision, now)),
+  };
+}
 
 export interface RevocationListOptions {
   /** How often the revision is read; well under the 1 s in which live sessions must close. */
@@ -26,6 +37,7 @@ export class RevocationList {
   private revision = -1;
   private timer: NodeJS.Timeout | null = null;
   private lastPrune = 0;
+  private running: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly source: RevocationSource,
@@ -49,15 +61,24 @@ export class RevocationList {
 
   /**
    * Catches up with the store: when the revision moved, loads what was revoked since and hands
-   * it to `onRevoked`. Returns the newly revoked certificates (empty when nothing changed).
-   * Synchronous; throws what the store throws.
+   * it to `onRevoked`. Resolves with the newly revoked certificates (empty when nothing changed).
+   * Refreshes never overlap: one asked for while another runs starts when it ends.
    */
-  refresh(): RevokedCertificate[] {
+  refresh(): Promise<RevokedCertificate[]> {
+    const next = this.running.then(() => this.refreshOnce());
+    this.running = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
+  private async refreshOnce(): Promise<RevokedCertificate[]> {
     const now = this.opts.now();
     this.prune(now);
-    const revision = this.source.revocationRevision();
+    const revision = await this.source.revision();
     if (revision === this.revision) return [];
-    const fresh = this.source.listRevokedAfter(Math.max(this.revision, 0), now).filter((c) => !this.revoked.has(c.serial));
+    const fresh = (await this.source.listRevokedAfter(Math.max(this.revision, 0), now)).filter((c) => !this.revoked.has(c.serial));
     for (const c of fresh) this.revoked.set(c.serial, c);
     this.revision = revision;
     if (fresh.length > 0) {
@@ -69,14 +90,10 @@ export class RevocationList {
   }
 
   /** Loads the list and starts polling. */
-  start(): void {
-    this.refresh();
+  async start(): Promise<void> {
+    await this.refresh();
     this.timer = setInterval(() => {
-      try {
-        this.refresh();
-      } catch (err) {
-        this.log.error({ err }, 'reading the revocation list failed; the previous one stays');
-      }
+      this.refresh().catch((err) => this.log.error({ err }, 'reading the revocation list failed; the previous one stays'));
     }, this.opts.pollMs);
     this.timer.unref();
   }

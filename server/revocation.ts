@@ -8,7 +8,7 @@
  * an event each), and the orchestrator places replacements. Join tokens still bound to it are
  * used up, so that a token made before the revocation cannot bring it back.
  */
-import type { CertificateRecord, InstanceRecord, Store } from './store';
+import type { CertificateRecord, InstanceRecord, Storage } from './storage';
 
 export interface HostRevocation {
   host: string;
@@ -23,23 +23,24 @@ export const DEFAULT_REVOKE_REASON = 'revoked by an operator';
 
 /**
  * Revokes every certificate of agent `host`, marks the host down and its placed instances lost,
- * and appends `host.revoked` and one `instance.lost` per instance, in one transaction. Returns
+ * and appends `host.revoked` and one `instance.lost` per instance, in one unit of work. Not fenced:
+ * a revocation is an operator's decision, which any Pod API process (or the CLI) may record. Returns
  * undefined, having written nothing, when the store knows no such host (neither a host record nor
  * a certificate). `reason` is stored and shown in events: it must not carry a secret.
  */
-export function revokeHost(store: Store, host: string, reason = DEFAULT_REVOKE_REASON, now = Date.now()): HostRevocation | undefined {
-  return store.txImmediate(() => {
-    if (!store.getHost(host) && store.listCertificates('agent', host).length === 0) return undefined;
-    const revoked = store.revokeCertificates({ role: 'agent', name: host }, reason, now);
-    store.cancelJoinTokensFor(host);
-    const lost = store.markHostDown(host, now) ?? [];
+export async function revokeHost(storage: Storage, host: string, reason = DEFAULT_REVOKE_REASON, now = Date.now()): Promise<HostRevocation | undefined> {
+  return storage.transaction(async (u) => {
+    // The identity's lock: a renewal or a Join of this host racing the revocation is serialized
+    // with it, so no certificate of the host escapes it.
+    await u.lock(`identity:agent/${host}`);
+    if (!(await u.hosts.get(host)) && (await u.certificates.list('agent', host)).length === 0) return undefined;
+    const revoked = await u.certificates.revoke({ role: 'agent', name: host }, reason, now);
+    await u.joinTokens.cancelFor(host);
+    const lost = (await u.hosts.markDown(host, null)) ? await u.instances.markLostOnHost(host, now) : [];
     const count = `${revoked.length} certificate${revoked.length === 1 ? '' : 's'}`;
-    store.appendEvent({ tenant: '', type: 'host.revoked', host, message: `${reason} (${count} revoked)` }, now);
+    u.emit({ tenant: '', type: 'host.revoked', host, message: `${reason} (${count} revoked)`, time: now });
     for (const i of lost) {
-      store.appendEvent(
-        { tenant: i.tenant, type: 'instance.lost', environment: i.environment, service: i.service, instance: i.id, host, message: 'host revoked' },
-        now,
-      );
+      u.emit({ tenant: i.tenant, type: 'instance.lost', environment: i.environment, service: i.service, instance: i.id, host, message: 'host revoked', time: now });
     }
     return { host, revoked, lost };
   });
@@ -51,21 +52,21 @@ export function revokeHost(store: Store, host: string, reason = DEFAULT_REVOKE_R
  * renewal) and reconnect with it. Returns the certificate's record (with its first revocation,
  * if it was already revoked), or undefined when the serial is unknown.
  */
-export function revokeCertificate(
-  store: Store,
+export async function revokeCertificate(
+  storage: Storage,
   serial: string,
   reason = DEFAULT_REVOKE_REASON,
   now = Date.now(),
-): { certificate: CertificateRecord; already: boolean } | undefined {
-  return store.txImmediate(() => {
-    const before = store.getCertificate(serial);
-    if (!before) return undefined;
+): Promise<{ certificate: CertificateRecord; already: boolean } | undefined> {
+  return storage.transaction(async (u) => {
+    const found = await u.certificates.get(serial);
+    if (!found) return undefined;
+    // Serialized with renewals of the same identity (see revokeHost), then read again under it.
+    await u.lock(`identity:${found.role}/${found.name}`);
+    const before = (await u.certificates.get(serial))!;
     if (before.revokedAt !== null) return { certificate: before, already: true };
-    const [certificate] = store.revokeCertificates({ serial }, reason, now);
-    store.appendEvent(
-      { tenant: '', type: 'certificate.revoked', host: before.role === 'agent' ? before.name : '', message: `${before.role} ${before.name}, serial ${serial}: ${reason}` },
-      now,
-    );
+    const [certificate] = await u.certificates.revoke({ serial }, reason, now);
+    u.emit({ tenant: '', type: 'certificate.revoked', host: before.role === 'agent' ? before.name : '', message: `${before.role} ${before.name}, serial ${serial}: ${reason}`, time: now });
     return { certificate: certificate!, already: false };
   });
 }

@@ -12,14 +12,14 @@ import type { RevokeHostRequest, RevokeHostResponse } from '../gen/podium/v1/pod
 import { authorize, type CaTrust } from './auth';
 import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import { DEFAULT_REVOKE_REASON, revokeHost } from './revocation';
-import type { Store } from './store';
+import type { Storage } from './storage';
 import { nameViolation } from './validation';
 
 /** A reason is a short note for people: one line, printable, at most this long. */
 const MAX_REASON = 200;
 
 export interface RevokeHostDeps {
-  store: Store;
+  storage: Storage;
   ca: CaTrust;
   log: Logger;
 }
@@ -28,19 +28,20 @@ export function revokeHostHandler(
   deps: RevokeHostDeps,
 ): (call: ServerUnaryCall<RevokeHostRequest, RevokeHostResponse>, callback: sendUnaryData<RevokeHostResponse>) => void {
   return (call, callback) => {
-    try {
+    (async () => {
       authorize(call, deps.ca, ['operator']);
       const { host } = call.request;
       const reason = call.request.reason.trim() || DEFAULT_REVOKE_REASON;
       const violations = [nameViolation('host', host), reasonViolation(reason)].filter((v) => v !== null);
       assertNoViolations(violations);
-      const done = revokeHost(deps.store, host, reason);
+      const done = await revokeHost(deps.storage, host, reason);
       if (!done) throw new PodiumError(status.NOT_FOUND, `host "${host}" not found`);
       deps.log.warn({ host, reason, serials: done.revoked.map((c) => c.serial), lost: done.lost.length }, 'host revoked');
-      callback(null, { revokedSerials: done.revoked.map((c) => c.serial), lostInstances: done.lost.length });
-    } catch (err) {
-      callback(toServiceError(err, deps.log), null);
-    }
+      return { revokedSerials: done.revoked.map((c) => c.serial), lostInstances: done.lost.length };
+    })().then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err, deps.log), null),
+    );
   };
 }
 

@@ -24,14 +24,15 @@ export interface Caller {
 export function unary<Req, Res>(
   deps: UnaryDeps,
   roles: readonly Role[],
-  fn: (req: Req, tenant: string, caller: Caller) => Res,
+  fn: (req: Req, tenant: string, caller: Caller) => Res | Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
-    try {
+    (async () => {
       const identity = authorize(call, deps.ca, roles);
-      callback(null, fn(call.request, callerTenant(call, identity), { identity, role: callerRole(call, identity) }));
-    } catch (err) {
-      callback(toServiceError(err, deps.log), null);
-    }
+      return fn(call.request, callerTenant(call, identity), { identity, role: callerRole(call, identity) });
+    })().then(
+      (res) => callback(null, res),
+      (err) => callback(toServiceError(err, deps.log), null),
+    );
   };
 }

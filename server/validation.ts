@@ -4,7 +4,7 @@
  */
 import { PlacementPolicy, type Quota, type Service } from '../gen/podium/v1/resources';
 import { assertNoViolations, type FieldViolation } from './errors';
-import type { PlacementPolicyName, QuotaLimits, ServiceSpec } from './store';
+import type { PlacementPolicyName, QuotaLimits, ServiceSpec } from './storage';
 
 /** DNS-label names: they end up in container, network and AppArmor profile names. */
 const NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;

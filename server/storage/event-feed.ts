@@ -4,10 +4,10 @@
  * numbers, which is the order of commits: units of work write their events last, under one lock
  * (storage.ts), so a lower sequence always commits first.
  *
- * Across processes (PostgreSQL): a commit NOTIFYs `podium_events`; every process LISTENs, and on
- * each notification (and once a second, in case one was missed while its listener reconnected)
- * reads the events after the last one it published. SQLite has one process: a commit publishes its
- * own events at once.
+ * A process publishes its own commits at once when nothing came between; otherwise, and for other
+ * processes' commits, it reads the store: on PostgreSQL every commit NOTIFYs `podium_events` and
+ * every process LISTENs; on both dialects a poll once a second reads whatever came meanwhile (a
+ * notification lost while the listener reconnected, the CLI's writes to a SQLite file).
  */
 import type { EventRecord } from './records';
 
@@ -37,9 +37,19 @@ export class EventFeed {
     return () => this.listeners.delete(fn);
   }
 
-  /** Publishes events this process just committed, when it is the only writer (SQLite). */
-  publishCommitted(events: readonly EventRecord[]): void {
-    for (const e of events) this.publish(e);
+  /**
+   * Events a unit of work of this process just committed, in sequence order. When they follow the
+   * last published event without a gap they are published at once; otherwise another process (a
+   * standby, the CLI) committed in between, and the feed reads from the store so that the order
+   * holds and nothing is skipped.
+   */
+  committed(events: readonly EventRecord[]): void {
+    if (events.length === 0) return;
+    if (!this.pumping && events[0]!.sequence === this.last + 1) {
+      for (const e of events) this.publish(e);
+      return;
+    }
+    void this.pump().catch(() => undefined);
   }
 
   /** Reads and publishes whatever was committed after the last published event. Never concurrent. */

@@ -179,6 +179,63 @@ export const MIGRATIONS: readonly Migration[] = [
       );`,
   },
   {
+    version: 3,
+    description: 'join tokens with uses and a host binding; every issued certificate; revocations by revision',
+    // Tokens made before this were reusable for their whole TTL; from here on they have one use left.
+    // A revocation stamps its rows with the next value of one revision, so that every Pod API
+    // process learns of revocations made by any other (or by the CLI) by reading one row.
+    sqlite: `
+      ALTER TABLE join_tokens ADD COLUMN uses INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE join_tokens ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE join_tokens ADD COLUMN host_id TEXT NOT NULL DEFAULT '';
+      ALTER TABLE join_tokens ADD COLUMN replace_host INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE certificates (
+        serial        TEXT PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('agent', 'gateway', 'operator')),
+        name          TEXT NOT NULL,
+        not_before    INTEGER NOT NULL,
+        not_after     INTEGER NOT NULL,
+        issued_at     INTEGER NOT NULL,
+        issued_by     TEXT NOT NULL,
+        revoked_at    INTEGER,
+        revoke_reason TEXT NOT NULL DEFAULT '',
+        revocation    INTEGER,
+        CHECK ((revoked_at IS NULL) = (revocation IS NULL))
+      );
+      CREATE INDEX certificates_by_name ON certificates (role, name);
+      CREATE INDEX certificates_by_revocation ON certificates (revocation) WHERE revocation IS NOT NULL;
+      CREATE TABLE revocation_revision (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        revision INTEGER NOT NULL
+      );
+      INSERT INTO revocation_revision (id, revision) VALUES (1, 0);`,
+    postgres: `
+      ALTER TABLE join_tokens ADD COLUMN uses INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE join_tokens ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE join_tokens ADD COLUMN host_id TEXT NOT NULL DEFAULT '';
+      ALTER TABLE join_tokens ADD COLUMN replace_host INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE certificates (
+        serial        TEXT PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('agent', 'gateway', 'operator')),
+        name          TEXT NOT NULL,
+        not_before    BIGINT NOT NULL,
+        not_after     BIGINT NOT NULL,
+        issued_at     BIGINT NOT NULL,
+        issued_by     TEXT NOT NULL,
+        revoked_at    BIGINT,
+        revoke_reason TEXT NOT NULL DEFAULT '',
+        revocation    BIGINT,
+        CHECK ((revoked_at IS NULL) = (revocation IS NULL))
+      );
+      CREATE INDEX certificates_by_name ON certificates (role, name);
+      CREATE INDEX certificates_by_revocation ON certificates (revocation) WHERE revocation IS NOT NULL;
+      CREATE TABLE revocation_revision (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        revision BIGINT NOT NULL
+      );
+      INSERT INTO revocation_revision (id, revision) VALUES (1, 0);`,
+  },
+  {
     version: 4,
     description: 'counts as columns, the authority in the database, the leader lease',
     // services: replicas and resources copied from the spec, so that under-replication and quota

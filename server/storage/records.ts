@@ -86,3 +86,44 @@ export interface QuotaLimits {
   memoryMib: number;
   instances: number;
 }
+
+export interface JoinTokenRecord {
+  id: string;
+  secretHash: string;
+  role: string;
+  expiresAt: number;
+  /** How many Joins the token allows, and how many it has had. */
+  uses: number;
+  used: number;
+  /** The host id a Join with this token gets; empty when the server picks one. */
+  hostId: string;
+  /** A Join with this token may take over a host id that still holds a valid certificate. */
+  replace: boolean;
+}
+
+export type NewJoinToken = Pick<JoinTokenRecord, 'id' | 'secretHash' | 'role' | 'expiresAt'> & Partial<Pick<JoinTokenRecord, 'uses' | 'hostId' | 'replace'>>;
+
+export interface CertificateRecord {
+  /** Canonical serial (certs' canonicalSerial): lower-case hex, no leading zeros. */
+  serial: string;
+  role: string;
+  name: string;
+  notBefore: number;
+  notAfter: number;
+  issuedAt: number;
+  /** How it came to be: "join token <id>", "renewal of <serial>", "podium certs issue". */
+  issuedBy: string;
+  revokedAt: number | null;
+  revokeReason: string;
+}
+
+export type NewCertificate = Pick<CertificateRecord, 'serial' | 'role' | 'name' | 'notBefore' | 'notAfter' | 'issuedBy'>;
+
+export interface RevokedCertificate {
+  serial: string;
+  role: string;
+  name: string;
+  notAfter: number;
+  /** The revocation revision that revoked it. */
+  revision: number;
+}

@@ -10,11 +10,66 @@
  * prepared once per text and reused.
  */
 import Database from 'better-sqlite3';
+import { resolve as resolvePath } from 'node:path';
 import type { Driver, DriverTransaction } from './driver';
 import { positional, type Sql } from './sql';
 
+/**
+ * One connection per database file per process, shared: two connections to one file in one
+ * process would deadlock, because a unit of work holds the write lock across its awaits and the
+ * other connection's BEGIN (synchronous in better-sqlite3) would block the only thread until its
+ * busy timeout. Another process (the CLI) waits for the lock through that timeout instead.
+ */
+const OPEN = new Map<string, { connection: SqliteConnection; users: number }>();
+
 export class SqliteDriver implements Driver {
   readonly dialect = 'sqlite' as const;
+  private closed = false;
+
+  private constructor(
+    private readonly key: string,
+    private readonly connection: SqliteConnection,
+  ) {}
+
+  /** The process's connection to the file at `path`, opened on first use. */
+  static open(path: string): SqliteDriver {
+    const key = path === ':memory:' ? `:memory:${OPEN.size}` : resolvePath(path);
+    let entry = OPEN.get(key);
+    if (!entry) OPEN.set(key, (entry = { connection: new SqliteConnection(path), users: 0 }));
+    entry.users++;
+    return new SqliteDriver(key, entry.connection);
+  }
+
+  transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
+    return this.connection.transaction(fn);
+  }
+
+  read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.connection.read(fn);
+  }
+
+  legacyUserVersion(): number {
+    return this.connection.legacyUserVersion();
+  }
+
+  async listen(): Promise<() => Promise<void>> {
+    // Commits of this process are published by the storage module; other processes' (the CLI's)
+    // are read by its periodic pump.
+    return async () => {};
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const entry = OPEN.get(this.key);
+    if (!entry || --entry.users > 0) return;
+    OPEN.delete(this.key);
+    await entry.connection.close();
+  }
+}
+
+/** The connection itself: one better-sqlite3 handle and the queue every unit of work takes. */
+class SqliteConnection {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, { stmt: Database.Statement; reader: boolean; text: string }>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -83,21 +138,9 @@ export class SqliteDriver implements Driver {
     return this.exclusive(() => fn(this.sql));
   }
 
-  /** Migrations and the like: statements with no parameters, several at a time. */
-  exec(script: string): Promise<void> {
-    return this.exclusive(async () => {
-      this.db.exec(script);
-    });
-  }
-
   /** SQLite's own schema version (PRAGMA user_version), kept by the first releases. */
   legacyUserVersion(): number {
     return this.db.pragma('user_version', { simple: true }) as number;
-  }
-
-  async listen(): Promise<() => Promise<void>> {
-    // One process per SQLite file: events are published in-process after commit.
-    return async () => {};
   }
 
   async close(): Promise<void> {

@@ -56,7 +56,7 @@ export class Storage {
   static async open(target: string, opts: OpenOptions = {}): Promise<Storage> {
     const driver: Driver = /^postgres(ql)?:\/\//.test(target)
       ? new PostgresDriver({ url: target, processName: opts.processName ?? `pid-${process.pid}` })
-      : new SqliteDriver(target.replace(/^sqlite:/, ''));
+      : SqliteDriver.open(target.replace(/^sqlite:/, ''));
     try {
       await migrate(driver, opts.now ?? Date.now);
     } catch (err) {
@@ -67,9 +67,11 @@ export class Storage {
     storage.feed.startAt(await storage.read((r) => r.events.maxSequence()));
     if (driver.dialect === 'postgres') {
       storage.stopListening = await driver.listen(EVENTS_CHANNEL, () => void storage.feed.pump().catch(() => undefined));
-      // A notification lost while the listener reconnected costs at most this long.
-      storage.poll = setInterval(() => void storage.feed.pump().catch(() => undefined), 1000);
     }
+    // Other processes' commits without a notification (SQLite: the CLI; PostgreSQL: one lost while
+    // the listener reconnected) cost at most this long.
+    storage.poll = setInterval(() => void storage.feed.pump().catch(() => undefined), 1000);
+    storage.poll.unref();
     return storage;
   }
 
@@ -95,8 +97,7 @@ export class Storage {
           unit = uow;
           return value;
         }, opts);
-        if (this.driver.dialect === 'sqlite') this.feed.publishCommitted(committed);
-        else if (committed.length > 0) void this.feed.pump().catch(() => undefined);
+        this.feed.committed(committed);
         for (const fn of (unit as UnitOfWork | null)?.committedCallbacks ?? []) fn();
         return result;
       } catch (err) {

@@ -1,8 +1,11 @@
+import { AuthorityRepository } from './authority-repository';
+import { CertificateRepository } from './certificate-repository';
 import type { DriverTransaction } from './driver';
 import { EnvironmentRepository } from './environment-repository';
 import { EventRepository } from './event-repository';
 import { HostRepository } from './host-repository';
 import { InstanceRepository } from './instance-repository';
+import { JoinTokenRepository } from './join-token-repository';
 import { LeaseRepository } from './lease-repository';
 import { QuotaRepository } from './quota-repository';
 import type { NewEvent } from './records';
@@ -18,6 +21,9 @@ export class Repositories {
   readonly events: EventRepository;
   readonly quotas: QuotaRepository;
   readonly lease: LeaseRepository;
+  readonly joinTokens: JoinTokenRepository;
+  readonly certificates: CertificateRepository;
+  readonly authority: AuthorityRepository;
 
   constructor(
     protected readonly sql: Sql,
@@ -31,6 +37,9 @@ export class Repositories {
     this.events = new EventRepository(sql);
     this.quotas = new QuotaRepository(sql);
     this.lease = new LeaseRepository(sql, dialect, clock);
+    this.joinTokens = new JoinTokenRepository(sql);
+    this.certificates = new CertificateRepository(sql);
+    this.authority = new AuthorityRepository(sql);
   }
 }
 

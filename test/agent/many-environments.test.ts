@@ -50,7 +50,7 @@ describe('200 environments on one real agent', function () {
       });
       await call(h.operator, 'createService', { environment: env, service }, as('acme'));
     }
-    await poll(`${ENVIRONMENTS} running`, () => (h.server.store.countInstancesByState().running ?? 0) === ENVIRONMENTS, 600_000, 500);
+    await poll(`${ENVIRONMENTS} running`, async () => ((await h.server.storage.read((r) => r.instances.countByState())).running ?? 0) === ENVIRONMENTS, 600_000, 500);
     const placedMs = Date.now() - started;
 
     const containers = await fleet.containers();
@@ -60,7 +60,7 @@ describe('200 environments on one real agent', function () {
     const subnets = networks.map((n) => parseIpv4Cidr(n.subnets[0] ?? '')!);
     assert.ok(subnets.every((s) => s !== undefined && s.prefix === 26 && overlaps(s, parseIpv4Cidr('10.210.0.0/16')!)), 'from the pool');
     for (let i = 0; i < subnets.length; i++) for (let j = i + 1; j < subnets.length; j++) assert.ok(!overlaps(subnets[i]!, subnets[j]!), 'no two overlap');
-    assert.deepEqual(h.server.store.listEvents(null, '', 0, 100_000).filter((e) => e.type === 'instance.failed'), []);
+    assert.deepEqual((await h.server.storage.read((r) => r.events.list(null, '', 0, 100_000))).filter((e) => e.type === 'instance.failed'), []);
 
     const deleting = Date.now();
     for (const env of envs) await call(h.operator, 'deleteService', { environment: env, service: 'app' }, as('acme'));

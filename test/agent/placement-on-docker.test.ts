@@ -84,8 +84,8 @@ describe('three real agents on the real engine', function () {
   });
 
   /** The running instance of one host, as the server stores it. */
-  function runningOn(host: string): { id: string; containerId: string } {
-    const inst = h.server.store.listInstancesOnHost(host).find((i) => i.state === 'running');
+  async function runningOn(host: string): Promise<{ id: string; containerId: string }> {
+    const inst = (await h.server.storage.read((r) => r.instances.listOnHost(host))).find((i) => i.state === 'running');
     assert.ok(inst, `a running instance on ${host}`);
     return { id: inst.id, containerId: inst.containerId! };
   }
@@ -96,8 +96,8 @@ describe('three real agents on the real engine', function () {
     const started = Date.now();
     await kill(victim.containerId);
     const instanceId = victim.id;
-    await poll(`instance ${instanceId} failed`, () => {
-      const i = h.server.store.getInstance(instanceId);
+    await poll(`instance ${instanceId} failed`, async () => {
+      const i = await h.server.storage.read((r) => r.instances.get(instanceId));
       return i?.state === 'failed' && i.message === 'container exited with exit code 137';
     }, 10_000, 20);
     return Date.now() - started;
@@ -112,15 +112,15 @@ describe('three real agents on the real engine', function () {
         await call(h.operator, 'createService', { environment: env, service }, as('acme'));
       }
     }
-    await poll('48 running', () => (h.server.store.countInstancesByState().running ?? 0) === 48, 120_000);
+    await poll('48 running', async () => ((await h.server.storage.read((r) => r.instances.countByState())).running ?? 0) === 48, 120_000);
     const placedMs = Date.now() - started;
     // Give the full checks (every 300 ms, on every host) time to do anything wrong.
     await new Promise((r) => setTimeout(r, 2_000));
 
-    const events = h.server.store.listEvents(null, '', 0, 100_000);
+    const events = await h.server.storage.read((r) => r.events.list(null, '', 0, 100_000));
     assert.deepEqual(events.filter((e) => e.type === 'instance.failed'), [], 'no instance.failed');
     assert.equal(events.filter((e) => e.type === 'instance.running').length, 48);
-    assert.equal((h.server.store.countInstancesByState().running ?? 0), 48);
+    assert.equal((await h.server.storage.read((r) => r.instances.countByState())).running ?? 0, 48);
     const containers = await fleet.containers();
     assert.equal(containers.filter((c) => c.running).length, 48);
     const byHost = fleet.hosts.map((host) => containers.filter((c) => c.labels['podium.host'] === host).length);
@@ -138,7 +138,7 @@ describe('three real agents on the real engine', function () {
   it('reports a container killed from outside failed with its exit code, through the event stream', async () => {
     const agent = fleet.agents[0]!;
     const before = await changes(agent, 'event');
-    const victim = runningOn(fleet.hosts[0]!);
+    const victim = await runningOn(fleet.hosts[0]!);
     const ms = await killAndWait(victim);
     assert.equal(await changes(agent, 'event'), before + 1, 'seen on the event stream');
     process.stdout.write(`      reported after ${ms} ms\n`);
@@ -150,7 +150,7 @@ describe('three real agents on the real engine', function () {
     engines[0]!.cut();
     await poll('the stream opened again', () => agent.core.containerWatch.subscribed && agent.core.containerWatch.subscriptions > opened, 10_000, 20);
     const before = await changes(agent, 'event');
-    const victim = runningOn(fleet.hosts[0]!);
+    const victim = await runningOn(fleet.hosts[0]!);
     await killAndWait(victim);
     assert.equal(await changes(agent, 'event'), before + 1);
   });
@@ -158,7 +158,7 @@ describe('three real agents on the real engine', function () {
   it('with the event stream broken, the periodic check reports the kill', async () => {
     const agent = fleet.agents[2]!;
     assert.equal(agent.core.containerWatch.subscribed, false);
-    const victim = runningOn(fleet.hosts[2]!);
+    const victim = await runningOn(fleet.hosts[2]!);
     const ms = await killAndWait(victim);
     assert.equal(await changes(agent, 'event'), 0);
     assert.equal(await changes(agent, 'check'), 1);

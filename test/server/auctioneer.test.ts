@@ -1,12 +1,9 @@
 /**
- * The auctioneer between a real SQLite store and hosts that answer as the test tells them (a
- * stand-in for the agent sessions, inside this unit test only): what happens to a lot when a
+ * The auctioneer between a real store (the run's dialect: SQLite or PostgreSQL) and hosts that
+ * answer as the test tells them (a stand-in for the agent sessions, inside this unit test only): what happens to a lot when a
  * winner refuses, when it never answers, and when a host bids for a lot it was not called for.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import type { ServerMessage } from '../../gen/podium/v1/agent';
 import { AppArmorMode } from '../../gen/podium/v1/resources';
@@ -15,37 +12,38 @@ import { Auctioneer } from '../../server/auctioneer';
 import { ServerMetrics } from '../../server/metrics';
 import { HostLiveness } from '../../server/host-liveness';
 import { Orchestrator } from '../../server/orchestrator';
-import { Store, type ServiceRecord } from '../../server/store';
+import { Storage, type ServiceRecord } from '../../server/storage';
+import { freshDatabase, type TestDatabase } from '../support/databases';
 import { poll } from '../support/poll';
 
 type Answer = (host: string, msg: ServerMessage) => void;
 
 describe('auctioneer', function () {
   this.timeout(20_000);
-  let dir: string;
-  let store: Store;
+  let db: TestDatabase;
+  let storage: Storage;
   let auctioneer: Auctioneer;
   let makeAuctioneer: (maxCandidatesPerLot: number, random?: () => number) => Auctioneer;
   const inbox = new Map<string, ServerMessage[]>();
   let answer: Answer = () => {};
   const hosts = ['h1', 'h2', 'h3'];
 
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'podium-auctioneer-'));
-    store = Store.open(join(dir, 'podium.db'));
-    for (const id of hosts) {
-      store.upsertHost({
-        id,
-        pod: 'p',
-        provider: 'local',
-        labels: {},
-        capacity: { cpuMillis: 1000, memoryMib: 1024 },
-        apparmor: AppArmorMode.APP_ARMOR_MODE_ENFORCED,
-        state: 'up',
-        lastHeartbeat: Date.now(),
-      });
-      inbox.set(id, []);
-    }
+  beforeEach(async () => {
+    db = await freshDatabase();
+    storage = await Storage.open(db.target);
+    // The auctioneer commits only while it leads: this test process takes the lease.
+    const epoch = (await storage.transaction((u) => u.lease.claim('auctioneer-test', 'nowhere:0', 0)))!;
+    const leader = { epoch };
+    const now = () => Date.now();
+    await storage.transaction(async (u) => {
+      for (const id of hosts) {
+        await u.hosts.upsert(
+          { id, pod: 'p', provider: 'local', labels: {}, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: AppArmorMode.APP_ARMOR_MODE_ENFORCED, state: 'up', lastHeartbeat: now() },
+          now(),
+        );
+      }
+    });
+    for (const id of hosts) inbox.set(id, []);
     const sessions = {
       get: (hostId: string) => ({
         hostId,
@@ -57,17 +55,19 @@ describe('auctioneer', function () {
       }),
       connectedHosts: () => new Set(hosts),
     };
-    const now = () => Date.now();
-    makeAuctioneer = (maxCandidatesPerLot, random = seededRandom(7)) =>
-      new Auctioneer(
-        store,
+    makeAuctioneer = (maxCandidatesPerLot, random = seededRandom(7)) => {
+      const a = new Auctioneer(
+        storage,
+        leader,
         sessions,
         { batchSize: 16, batchWindowMs: 1, bidDeadlineMs: 300, awardTimeoutMs: 200, maxCandidatesPerLot, retryParkedMs: 100, avoidFailuresMs: 60_000, random, now },
         pino({ level: 'silent' }),
-        new ServerMetrics(store, () => hosts.length),
+        new ServerMetrics(storage, () => hosts.length),
       );
+      a.resume();
+      return a;
+    };
     auctioneer = makeAuctioneer(8);
-    store.insertEnvironment('acme', 'prod');
     const svc: ServiceRecord = {
       tenant: 'acme',
       environment: 'prod',
@@ -75,14 +75,18 @@ describe('auctioneer', function () {
       spec: { image: 'img', command: [], replicas: 2, ha: true, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread' },
       createdAt: Date.now(),
     };
-    store.insertService(svc);
-    new Orchestrator(store, new HostLiveness(), { hostTtlMs: 10_000, restartBackoffMs: 1000, restartBackoffMaxMs: 1000, failureWindowMs: 60_000, now }, pino({ level: 'silent' }), () => {}).ensureReplicas(svc);
+    const orchestrator = new Orchestrator(storage, new HostLiveness(), leader, { hostTtlMs: 10_000, restartBackoffMs: 1000, restartBackoffMaxMs: 1000, failureWindowMs: 60_000, now }, pino({ level: 'silent' }), () => {});
+    await storage.transaction(async (u) => {
+      await u.environments.insert('acme', 'prod', now());
+      await u.services.insert(svc);
+      await orchestrator.ensureReplicas(u, svc);
+    });
   });
 
-  afterEach(() => {
+  afterEach(async () => {
     auctioneer.stop();
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await storage.close();
+    await db.drop();
   });
 
   /** Hosts bid their fixed price for every lot they are called for; awards are answered by `award`. */
@@ -98,34 +102,31 @@ describe('auctioneer', function () {
     };
   }
 
-  const placement = () =>
-    store
-      .listInstancesOfService('acme', 'prod', 'db')
-      .map((i) => `${i.state}@${i.host ?? '-'}`)
-      .sort();
+  const instances = () => storage.read((r) => r.instances.listOfService('acme', 'prod', 'db'));
+  const placement = async () => (await instances()).map((i) => `${i.state}@${i.host ?? '-'}`).sort();
 
   it('awards the two cheapest hosts, one replica each, in one round', async () => {
     answer = bidding({ h1: 1, h2: 2, h3: 3 }, () => true);
     auctioneer.kick();
-    await poll('two awards', () => placement().every((p) => p.startsWith('starting')));
-    assert.deepEqual(placement(), ['starting@h1', 'starting@h2']);
+    await poll('two awards', async () => (await placement()).every((p) => p.startsWith('starting')));
+    assert.deepEqual(await placement(), ['starting@h1', 'starting@h2']);
     for (const h of hosts) assert.ok(inbox.get(h)!.filter((m) => m.kind?.$case === 'callForBids').length <= 1, `${h}: one call per round`);
   });
 
   it('sends a refused lot back to the queue without that host, and places it elsewhere', async () => {
     answer = bidding({ h1: 1, h2: 2, h3: 3 }, (host) => host !== 'h1');
     auctioneer.kick();
-    await poll('placed on h2 and h3', () => placement().join() === 'starting@h2,starting@h3');
-    const refused = store.listInstancesOfService('acme', 'prod', 'db').find((i) => i.host === 'h3')!;
+    await poll('placed on h2 and h3', async () => (await placement()).join() === 'starting@h2,starting@h3');
+    const refused = (await instances()).find((i) => i.host === 'h3')!;
     assert.deepEqual(refused.excludedHosts, ['h1']);
-    const events = store.listEvents('acme', 'prod', 0).map((e) => e.type);
+    const events = (await storage.read((r) => r.events.list('acme', 'prod', 0))).map((e) => e.type);
     assert.ok(events.includes('instance.requeued'));
   });
 
   it('takes an award back when the winner never answers', async () => {
     answer = bidding({ h1: 1, h2: 2, h3: 3 }, (host) => (host === 'h2' ? 'silent' : true));
     auctioneer.kick();
-    await poll('placed on h1 and h3', () => placement().join() === 'starting@h1,starting@h3', 5000);
+    await poll('placed on h1 and h3', async () => (await placement()).join() === 'starting@h1,starting@h3', 5000);
   });
 
   it('counts only answers for the lots a host was called for, and only its first answer', async () => {
@@ -134,7 +135,7 @@ describe('auctioneer', function () {
     auctioneer.stop();
     let draw = 0;
     auctioneer = makeAuctioneer(1, () => [0, 0.4][draw++ % 2]!);
-    const ids = store.listPendingInstances(10).map((i) => i.id);
+    const ids = (await storage.read((r) => r.instances.listPending())).map((i) => i.id);
     const calledFor = new Map<string, Set<string>>();
     answer = (host, msg) => {
       const k = msg.kind;
@@ -150,11 +151,11 @@ describe('auctioneer', function () {
       auctioneer.receiveBids(host, { roundId, bids: ids.map((lotId) => ({ lotId, price: called.has(lotId) ? 10 : 0, roundWeight: 0 })), declines: [] });
       auctioneer.receiveBids(host, { roundId, bids: [], declines: ids.map((lotId) => ({ lotId, reason: 'cpu' })) });
     };
-    await poll('both lots placed', () => {
+    await poll('both lots placed', async () => {
       auctioneer.kick();
-      return placement().every((p) => p.startsWith('starting'));
+      return (await placement()).every((p) => p.startsWith('starting'));
     }, 10_000, 100);
-    for (const inst of store.listInstancesOfService('acme', 'prod', 'db')) {
+    for (const inst of await instances()) {
       assert.ok(calledFor.get(inst.host!)?.has(inst.id), `${inst.id} went to ${inst.host}, which was never called for it`);
     }
   });

@@ -68,7 +68,7 @@ describe('fair queue: a hostile tenant cannot delay another', function () {
     });
     await d.fleet(1, { capacity: { cpuMillis: 2000, memoryMib: 2048 } });
     const svc = await d.running('ant', 'prod', 'web', 1);
-    const awarded = h.server.store.listEvents('ant', 'prod', 0).find((e) => e.type === 'instance.awarded' && e.instance === svc.instances[0]!.id)!;
+    const awarded = (await h.server.storage.read((r) => r.events.list('ant', 'prod', 0))).find((e) => e.type === 'instance.awarded' && e.instance === svc.instances[0]!.id)!;
     const round = Number(/round r-(\d+)-/.exec(awarded.message)![1]);
     assert.equal(round, roundsBefore + 1, `awarded in round ${round}; ${roundsBefore} rounds ran before the host came`);
   });

@@ -69,7 +69,7 @@ describe('host identity: join tokens that cannot take over a host', function () 
     const second = await joinFleet(h.address, twice, '');
     assert.notEqual(first.hostId, second.hostId);
     await assert.rejects(joinFleet(h.address, twice, ''), INVALID_TOKEN);
-    const stored = h.server.store.getJoinToken(parseJoinToken(twice).id)!;
+    const stored = (await h.server.storage.read((r) => r.joinTokens.get(parseJoinToken(twice).id)))!;
     assert.deepEqual([stored.uses, stored.used], [2, 2]);
   });
 
@@ -79,9 +79,9 @@ describe('host identity: join tokens that cannot take over a host', function () 
     const won = results.filter((r) => r.status === 'fulfilled');
     assert.equal(won.length, 1, `exactly one Join succeeds: ${JSON.stringify(results.map((r) => r.status))}`);
     for (const r of results) if (r.status === 'rejected') assert.match(String(r.reason), INVALID_TOKEN);
-    assert.equal(h.server.store.getJoinToken(parseJoinToken(token).id)!.used, 1);
+    assert.equal((await h.server.storage.read((r) => r.joinTokens.get(parseJoinToken(token).id)))!.used, 1);
     const winner = (won[0] as PromiseFulfilledResult<{ hostId: string }>).value.hostId;
-    assert.equal(h.server.store.listCertificates('agent', winner).length, 1);
+    assert.equal((await h.server.storage.read((r) => r.certificates.list('agent', winner))).length, 1);
   });
 
   it('the finding: while host X runs instances, a Join as X is refused and X keeps them', async () => {
@@ -103,8 +103,8 @@ describe('host identity: join tokens that cannot take over a host', function () 
       return true;
     });
     // Nothing half-written: no certificate, and the refused Join did not use the token up.
-    assert.equal(h.server.store.listCertificates('agent', 'x-host').length, 1);
-    assert.equal(h.server.store.getJoinToken(parseJoinToken(bound).id)!.used, 0);
+    assert.equal((await h.server.storage.read((r) => r.certificates.list('agent', 'x-host'))).length, 1);
+    assert.equal((await h.server.storage.read((r) => r.joinTokens.get(parseJoinToken(bound).id)))!.used, 0);
 
     // X is untouched: its session is open, it was never told to remove anything, its replicas run on it.
     const svc = await call<object, Service>(h.operator, 'getService', { environment: 'prod', service: 'web' }, as('acme'));
@@ -127,8 +127,8 @@ describe('host identity: join tokens that cannot take over a host', function () 
     process.stdout.write(`      (old session closed ${x.endedAt! - t0} ms after the replacing Join began)\n`);
     assert.ok(x.endedAt! - t0 < 1_000);
     assert.match(x.ended!, /UNAVAILABLE/, 'the connection was cut');
-    assert.ok(h.server.store.getCertificate(oldSerial)!.revokedAt !== null);
-    assert.equal(h.server.store.getCertificate(oldSerial)!.revokeReason, 'replaced by a new join');
+    assert.ok((await h.server.storage.read((r) => r.certificates.get(oldSerial)))!.revokedAt !== null);
+    assert.equal((await h.server.storage.read((r) => r.certificates.get(oldSerial)))!.revokeReason, 'replaced by a new join');
     const successor = ScriptedAgent.withIdentity(h.address, successorId);
     agents.push(successor);
     successor.connect();
@@ -157,7 +157,7 @@ describe('host identity: join tokens that cannot take over a host', function () 
   it('Renew records the new certificate; the old one stays valid until it expires', async () => {
     const first = await joinFleet(h.address, await h.joinToken({ hostId: 'r-host' }), 'r-host');
     const second = await renew(h.address, first);
-    const certs = h.server.store.listCertificates('agent', 'r-host');
+    const certs = await h.server.storage.read((r) => r.certificates.list('agent', 'r-host'));
     assert.deepEqual(certs.map((c) => [c.serial, c.revokedAt]).sort(), [
       [serialNumberOf(first.certPem), null],
       [serialNumberOf(second.certPem), null],
@@ -174,7 +174,7 @@ describe('host identity: join tokens that cannot take over a host', function () 
 
   it('join-token refuses options that make no sense, naming the flag', async () => {
     const mk = (opts: Parameters<typeof createStoredJoinToken>[4], role: 'agent' | 'gateway' = 'agent') =>
-      createStoredJoinToken(h.dataDir, TEST_TRUST_DOMAIN, role, 60_000, opts);
+      createStoredJoinToken({ dataDir: h.dataDir, database: h.database }, TEST_TRUST_DOMAIN, role, 60_000, opts);
     await assert.rejects(mk({ uses: 0 }), /--uses: expected a positive integer/);
     await assert.rejects(mk({ replace: true }), /--replace: needs --host-id/);
     await assert.rejects(mk({ hostId: 'Not A Name' }), /--host-id: must be 1-40 characters/);
@@ -182,9 +182,9 @@ describe('host identity: join tokens that cannot take over a host', function () 
 
     // The real CLI: the flags reach the store.
     const { stdout } = await promisify(execFile)(process.execPath, [
-      BIN, 'certs', 'join-token', '--data-dir', h.dataDir, '--uses', '3', '--host-id', 'cli-host', '--replace', '--ttl', '5m',
+      BIN, 'certs', 'join-token', '--data-dir', h.dataDir, '--database', h.database, '--uses', '3', '--host-id', 'cli-host', '--replace', '--ttl', '5m',
     ]);
-    const stored = h.server.store.getJoinToken(parseJoinToken(stdout.trim()).id)!;
+    const stored = (await h.server.storage.read((r) => r.joinTokens.get(parseJoinToken(stdout.trim()).id)))!;
     assert.deepEqual([stored.uses, stored.used, stored.hostId, stored.replace], [3, 0, 'cli-host', true]);
     assert.ok(Math.abs(stored.expiresAt - (Date.now() + 5 * 60_000)) < 30_000);
   });

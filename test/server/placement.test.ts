@@ -118,7 +118,7 @@ describe('placement over real gRPC with scripted agents', function () {
     a!.close();
     a!.running.clear();
     a!.connect();
-    await poll('requeued', () => h.server.store.listEvents('acme', 'prod', 0).some((e) => e.instance === first.id && e.type === 'instance.requeued'));
+    await poll('requeued', async () => (await h.server.storage.read((r) => r.events.list('acme', 'prod', 0))).some((e) => e.instance === first.id && e.type === 'instance.requeued'));
     await poll('awarded again', () => a!.messages('award').length === 2);
     await d.running('acme', 'prod', 'web', 1);
   });
@@ -155,7 +155,7 @@ describe('placement over real gRPC with scripted agents', function () {
       return up && up.host === loud!.hostId ? svc : undefined;
     }, 15_000);
     assert.ok(moved.instances.some((i) => i.host === quiet!.hostId && i.state === InstanceState.INSTANCE_STATE_LOST));
-    const types = h.server.store.listEvents(null, '', 0).filter((e) => e.host === quiet!.hostId).map((e) => e.type);
+    const types = (await h.server.storage.read((r) => r.events.list(null, '', 0))).filter((e) => e.host === quiet!.hostId).map((e) => e.type);
     assert.ok(types.includes('host.down'));
   });
 });

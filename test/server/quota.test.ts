@@ -43,7 +43,7 @@ describe('quotas', function () {
       },
     ]);
     await assert.rejects(d.getService('acme', 'prod', 'b'), grpcError(status.NOT_FOUND));
-    assert.equal(h.server.store.listInstancesOfService('acme', 'prod', 'b').length, 0);
+    assert.equal((await h.server.storage.read((r) => r.instances.listOfService('acme', 'prod', 'b'))).length, 0);
   });
 
   it('names every dimension a create would exceed', async () => {

@@ -135,10 +135,10 @@ describe('revocation: refused at the handshake, live sessions closed within a se
       (await service('web')).instances.filter((i) => i.state === InstanceState.INSTANCE_STATE_RUNNING && i.host === 'host-b').length === 2);
     const hosts = await call<object, { hosts: Host[] }>(h.operator, 'listHosts', {});
     assert.equal(hosts.hosts.find((x) => x.id === 'host-a')!.state, HostState.HOST_STATE_DOWN);
-    const events = h.server.store.listEvents(null, '', 0).filter((e) => e.host === 'host-a').map((e) => e.type);
+    const events = (await h.server.storage.read((r) => r.events.list(null, '', 0))).filter((e) => e.host === 'host-a').map((e) => e.type);
     assert.ok(events.includes('host.revoked'));
     assert.equal(events.filter((t) => t === 'instance.lost').length, 2);
-    assert.ok(h.server.store.listEvents(null, '', 0).find((e) => e.type === 'host.revoked')!.message.startsWith('key leaked'));
+    assert.ok((await h.server.storage.read((r) => r.events.list(null, '', 0))).find((e) => e.type === 'host.revoked')!.message.startsWith('key leaked'));
   });
 
   it('RevokeHost is for operators; an unknown host is NOT_FOUND and bad input names the field', async () => {
@@ -157,8 +157,8 @@ describe('revocation: refused at the handshake, live sessions closed within a se
     await assert.rejects(call(h.operator, 'revokeHost', { host: 'Bad Name' }), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /^host: /.test(e.details));
     await assert.rejects(call(h.operator, 'revokeHost', { host: 'host-a', reason: 'x'.repeat(201) }), (e: ServiceError) => e.code === status.INVALID_ARGUMENT && /^reason: must be at most 200/.test(e.details));
     // Nothing was revoked by any of these.
-    assert.equal(h.server.store.listValidCertificates('agent', 'host-a').length, 1);
-    assert.equal(h.server.store.getHost('host-a')!.state, 'up');
+    assert.equal((await h.server.storage.read((r) => r.certificates.listValid('agent', 'host-a', Date.now()))).length, 1);
+    assert.equal((await h.server.storage.read((r) => r.hosts.get('host-a')))!.state, 'up');
   });
 
   it('the revocation survives a restart; a revoked host comes back only with a new token', async () => {
@@ -184,12 +184,12 @@ describe('revocation: refused at the handshake, live sessions closed within a se
     agents.push(back);
     back.connect();
     await back.welcomed();
-    assert.equal(h.server.store.getHost('host-a')!.state, 'up');
+    assert.equal((await h.server.storage.read((r) => r.hosts.get('host-a')))!.state, 'up');
   });
 
   it('a revocation by the real CLI, in another process, takes effect within 1 s', async () => {
     const a = await connected('host-a', { silent: true });
-    const { stdout } = await run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--host', 'host-a', '--reason', 'decommissioned']);
+    const { stdout } = await run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--database', h.database, '--host', 'host-a', '--reason', 'decommissioned']);
     const cliDone = Date.now();
     assert.match(stdout, new RegExp(`^revoked host host-a: 1 certificate \\(${serialNumberOf(a.identity.certPem)}\\); 0 instances to be placed again`));
     await poll('the stream of host-a ended', () => a.ended !== null, 5_000, 5);
@@ -197,21 +197,21 @@ describe('revocation: refused at the handshake, live sessions closed within a se
     process.stdout.write(`      (host-a's stream ended ${ms} ms after podium certs revoke exited)\n`);
     assert.ok(ms < 1_000, `the stream ended ${ms} ms after the CLI`);
     assert.match(a.ended!, /UNAVAILABLE/, 'the connection was cut, not the stream ended by the session');
-    assert.equal(h.server.store.getHost('host-a')!.state, 'down');
+    assert.equal((await h.server.storage.read((r) => r.hosts.get('host-a')))!.state, 'down');
   });
 
   it('the CLI revokes one certificate by serial (any case, with colons): an operator connection is cut', async () => {
     // Issued by the real `podium certs issue`, which records what it issues.
     const out = join(h.dir, 'ops-2');
-    await run(process.execPath, [BIN, 'certs', 'issue', '--data-dir', h.dataDir, '--role', 'operator', '--name', 'ops-2', '--out', out, '--lifetime', '1h']);
+    await run(process.execPath, [BIN, 'certs', 'issue', '--data-dir', h.dataDir, '--database', h.database, '--role', 'operator', '--name', 'ops-2', '--out', out, '--lifetime', '1h']);
     const read = (f: string) => readFileSync(join(out, f), 'utf8');
     const pair = { caPem: read('ca.crt'), keyPem: read('operator.key'), certPem: read('operator.crt'), serial: serialNumberOf(read('operator.crt')) };
-    assert.equal(h.server.store.getCertificate(pair.serial)?.issuedBy, 'podium certs issue');
+    assert.equal((await h.server.storage.read((r) => r.certificates.get(pair.serial)))?.issuedBy, 'podium certs issue');
     const client = new PodApiClient(h.address, credentials.createSsl(Buffer.from(pair.caPem), Buffer.from(pair.keyPem), Buffer.from(pair.certPem)));
     try {
       await call(client, 'listHosts', {});
       const typed = `00:${pair.serial.toUpperCase().match(/.{1,2}/g)!.join(':')}`;
-      const { stdout } = await run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--serial', typed]);
+      const { stdout } = await run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--database', h.database, '--serial', typed]);
       assert.equal(stdout.trim(), `revoked certificate ${pair.serial} (operator ops-2)`);
       await poll('the operator refused', async () => {
         try {
@@ -221,10 +221,10 @@ describe('revocation: refused at the handshake, live sessions closed within a se
           return (err as ServiceError).code === status.UNAVAILABLE;
         }
       }, 5_000, 50);
-      const again = await run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--serial', pair.serial]);
+      const again = await run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--database', h.database, '--serial', pair.serial]);
       assert.match(again.stdout, /was already revoked at/);
-      await assert.rejects(run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--serial', 'abc123']), /no certificate with serial abc123/);
-      await assert.rejects(run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir]), /give exactly one of them/);
+      await assert.rejects(run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--database', h.database, '--serial', 'abc123']), /no certificate with serial abc123/);
+      await assert.rejects(run(process.execPath, [BIN, 'certs', 'revoke', '--data-dir', h.dataDir, '--database', h.database]), /give exactly one of them/);
       // The harness's own operator was not touched.
       await call(h.operator, 'listHosts', {});
     } finally {

@@ -76,3 +76,27 @@ export async function freshDatabase(dialect: TestDialect = testDialect()): Promi
     },
   };
 }
+
+/**
+ * Rows of a query, read from outside the Pod API on a connection of the test's own (for
+ * observing what the server wrote). On PostgreSQL `xmin` may be selected: it changes with every
+ * update of a row, even one that writes the same values.
+ */
+export async function readRows(target: string, sql: string): Promise<Record<string, unknown>[]> {
+  if (/^postgres(ql)?:\/\//.test(target)) {
+    const c = new pg.Client({ connectionString: target });
+    await c.connect();
+    try {
+      return (await c.query(sql)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+  const Database = (await import('better-sqlite3')).default;
+  const db = new Database(target.replace(/^sqlite:/, ''), { readonly: true });
+  try {
+    return db.prepare(sql).all() as Record<string, unknown>[];
+  } finally {
+    db.close();
+  }
+}

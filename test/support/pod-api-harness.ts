@@ -13,6 +13,7 @@ import { PodApiClient, type ListHostsResponse } from '../../gen/podium/v1/pod_ap
 import { HostState, InstanceState, Quota, Service } from '../../gen/podium/v1/resources';
 import { ScriptedAgent, type ScriptedAgentOptions } from './scripted-agent';
 import { poll } from './poll';
+import { freshDatabase } from './databases';
 import { certificateRecord, SERVER_DEFAULTS, startServer, type RunningServer, type ServerConfig } from '../../server';
 import { createStoredJoinToken, issueClientCertificate, type JoinTokenOptions } from '../../cli';
 
@@ -32,6 +33,8 @@ export interface PodApiHarness {
   /** The running server; a new object after `restart()`. */
   readonly server: RunningServer;
   readonly address: string;
+  /** The server's database, as --database takes it (a SQLite path or a postgres:// URL). */
+  readonly database: string;
   /** Operator client (tenant picked per call with `as`). */
   readonly operator: PodApiClient;
   /** A join token for agents, stored in the server's database (single-use and unbound unless `opts` say otherwise). */
@@ -55,9 +58,12 @@ export interface PodApiHarness {
 export async function startPodApiHarness(overrides: Partial<ServerConfig> = {}): Promise<PodApiHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'podium-harness-'));
   const dataDir = join(dir, 'server');
+  // The run's dialect (PODIUM_TEST_DATABASE), a fresh database each time.
+  const db = overrides.database === undefined ? await freshDatabase() : undefined;
   const config: ServerConfig = {
     ...SERVER_DEFAULTS,
     dataDir,
+    database: db?.target,
     host: '127.0.0.1',
     port: 0,
     trustDomain: TEST_TRUST_DOMAIN,
@@ -75,14 +81,15 @@ export async function startPodApiHarness(overrides: Partial<ServerConfig> = {}):
   let server = await startServer(config);
   const address = `${config.host}:${server.port}`;
   const certsDir = join(dir, 'operator');
-  await issueClientCertificate(dataDir, TEST_TRUST_DOMAIN, 'operator', 'admin', certsDir, 3600);
+  const at = { dataDir, database: config.database };
+  await issueClientCertificate(at, TEST_TRUST_DOMAIN, 'operator', 'admin', certsDir, 3600);
   const read = (f: string) => readFileSync(join(certsDir, f));
   const operator = new PodApiClient(address, credentials.createSsl(read('ca.crt'), read('operator.key'), read('operator.crt')));
   const clientKeyPair = async (role: Exclude<Role, 'server'>, name: string) => {
     const identity = { role, name, spiffeId: spiffeIdFor(TEST_TRUST_DOMAIN, role, name) };
     const pair = await issueKeyPair(server.ca, identity, 3600);
     const record = certificateRecord(pair.certPem, identity, 'test harness');
-    server.store.recordCertificate(record);
+    await server.storage.transaction((u) => u.certificates.insert(record, Date.now()));
     return { keyPem: pair.keyPem, certPem: pair.certPem, caPem: server.ca.caCertPem, serial: record.serial };
   };
   const clientPems = async (role: Exclude<Role, 'server' | 'agent'>, name: string): Promise<ClientPems> => {
@@ -97,7 +104,8 @@ export async function startPodApiHarness(overrides: Partial<ServerConfig> = {}):
     },
     address,
     operator,
-    joinToken: (opts) => createStoredJoinToken(dataDir, TEST_TRUST_DOMAIN, 'agent', 3600_000, opts),
+    joinToken: (opts) => createStoredJoinToken(at, TEST_TRUST_DOMAIN, 'agent', 3600_000, opts),
+    database: config.database ?? join(dataDir, 'podium.db'),
     clientKeyPair,
     clientPems,
     clientCredentials: async (role, name) => {
@@ -112,6 +120,7 @@ export async function startPodApiHarness(overrides: Partial<ServerConfig> = {}):
     close: async () => {
       operator.close();
       await server.close();
+      await db?.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
