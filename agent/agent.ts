@@ -7,7 +7,7 @@
  * certificate it connects with. What the agent does with the server's messages is the core's
  * (agent-core.ts), which outlives every session.
  */
-import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { AgentServiceClient, type AgentMessage, type ServerMessage } from '../gen/podium/v1/agent';
 import type { AppArmorMode, Resources } from '../gen/podium/v1/resources';
@@ -15,10 +15,12 @@ import { AgentCore } from './agent-core';
 import type { ContainerEngine } from './container-engine';
 import type { AgentIdentity } from './identity';
 import { AgentMetrics } from './metrics';
+import { LEADER_METADATA_KEY, ServerAddresses } from './server-addresses';
 import type { SubnetPool } from './subnet-pool';
 
 export interface AgentOptions {
-  serverAddress: string;
+  /** Pod API processes to try, in turn; a standby names the leader, tried next. */
+  serverAddresses: readonly string[];
   pod: string;
   provider: string;
   labels: Record<string, string>;
@@ -39,6 +41,7 @@ export class Agent {
   private heartbeat: NodeJS.Timeout | null = null;
   private stopped = false;
   private backoff: number;
+  private readonly servers: ServerAddresses;
   private connected = false;
   readonly metrics: AgentMetrics = new AgentMetrics({ connected: () => this.connected, containers: () => this.agentCore.size });
   private readonly agentCore: AgentCore;
@@ -51,6 +54,7 @@ export class Agent {
     private readonly random: () => number = Math.random,
   ) {
     this.backoff = opts.backoffMinMs;
+    this.servers = new ServerAddresses(opts.serverAddresses);
     this.agentCore = new AgentCore(
       engine,
       { hostId: identity.hostId, capacity: opts.capacity, apparmor: opts.apparmor, watchIntervalMs: opts.watchIntervalMs, subnetPool: opts.subnetPool },
@@ -101,14 +105,17 @@ export class Agent {
       Buffer.from(this.identity.keyPem),
       Buffer.from(this.identity.certPem),
     );
-    this.client = new AgentServiceClient(this.opts.serverAddress, creds, {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
+    const address = this.servers.current();
+    // A Pod API process that stops answering with the connection open (it stalled, and a standby
+    // took over) is noticed by HTTP/2 keepalive: within 6 s the agent moves on to the next one.
+    this.client = new AgentServiceClient(address, creds, {
+      'grpc.keepalive_time_ms': 3_000,
+      'grpc.keepalive_timeout_ms': 3_000,
     });
     const stream = this.client.connect();
     this.stream = stream;
     let ended = false;
-    const onEnd = (why: string) => {
+    const onEnd = (why: string, leaderHint?: string) => {
       if (ended) return;
       ended = true;
       this.connected = false;
@@ -116,16 +123,18 @@ export class Agent {
       this.heartbeat = null;
       if (this.stream === stream) this.stream = null;
       if (this.stopped) return;
-      // Jittered exponential backoff: a fleet that lost its server does not return in lockstep.
-      const wait = Math.round(this.opts.backoffMinMs + this.random() * (this.backoff - this.opts.backoffMinMs));
-      this.backoff = Math.min(this.opts.backoffMaxMs, this.backoff * 2);
-      this.log.warn({ why, retryInMs: wait }, 'session ended');
+      // The next address (or the leader a standby named). Jittered exponential backoff once every
+      // address has failed: a fleet that lost its server does not return in lockstep.
+      const roundFailed = this.servers.failed(leaderHint);
+      const wait = roundFailed || this.servers.all().length === 1 ? Math.round(this.opts.backoffMinMs + this.random() * (this.backoff - this.opts.backoffMinMs)) : Math.round(this.opts.backoffMinMs * this.random());
+      if (roundFailed || this.servers.all().length === 1) this.backoff = Math.min(this.opts.backoffMaxMs, this.backoff * 2);
+      this.log.warn({ why, server: address, next: this.servers.current(), retryInMs: wait }, 'session ended');
       setTimeout(() => this.connect(), wait);
     };
     stream.on('data', (msg: ServerMessage) => {
       this.onMessage(msg).catch((err) => this.log.error({ err }, 'handling a server message failed'));
     });
-    stream.on('error', (err) => onEnd(err.message));
+    stream.on('error', (err: ServiceError) => onEnd(err.message, leaderOf(err)));
     stream.on('end', () => onEnd('server closed the stream'));
     this.send({
       kind: {
@@ -158,4 +167,10 @@ export class Agent {
         return this.agentCore.handle(msg);
     }
   }
+}
+
+/** The leader's address a standby named when it refused the session, if any. */
+function leaderOf(err: ServiceError): string | undefined {
+  const v = err.metadata?.get(LEADER_METADATA_KEY)?.[0];
+  return v === undefined ? undefined : String(v);
 }

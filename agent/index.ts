@@ -2,6 +2,7 @@
  * The agent process's door: identity (join on first start, renewal before expiry), the Docker
  * engine, what the host offers, and the session with the Pod API.
  */
+import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { AppArmorMode, type Resources } from '../gen/podium/v1/resources';
 import { renewalTime, validityOf } from '../certs';
@@ -28,7 +29,8 @@ export const AGENT_DEFAULTS = Object.freeze({
 export interface AgentConfig {
   /** Key, certificate, CA and host id live here. */
   dataDir: string;
-  serverAddress: string;
+  /** Pod API processes, tried in turn (any of them serves Join and Renew; the leader, sessions). */
+  serverAddresses: readonly string[];
   /** Needed on first start only. */
   joinToken?: string;
   /**
@@ -76,7 +78,8 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
   }
   if (!identity) {
     if (!config.joinToken) throw new Error(`no identity in ${config.dataDir} and no join token given (--join-token)`);
-    identity = await joinFleet(config.serverAddress, config.joinToken, config.hostId ?? '');
+    const token = config.joinToken;
+    identity = await firstAnswer(config.serverAddresses, (address) => joinFleet(address, token, config.hostId ?? ''));
     saveIdentity(config.dataDir, identity);
     log.info({ host: identity.hostId }, 'joined the fleet');
   }
@@ -97,7 +100,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     identity,
     engine,
     {
-      serverAddress: config.serverAddress,
+      serverAddresses: config.serverAddresses,
       pod: config.pod,
       provider: config.provider,
       labels: config.labels,
@@ -119,7 +122,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
     const at = renewalTime(notBefore, notAfter, Math.random).getTime();
     renewTimer = setTimeout(async () => {
       try {
-        const next = await renew(config.serverAddress, id);
+        const next = await firstAnswer(config.serverAddresses, (address) => renew(address, id));
         saveIdentity(config.dataDir, next);
         agent.setIdentity(next);
         log.info({ notAfter: validityOf(next.certPem).notAfter }, 'certificate renewed');
@@ -141,4 +144,23 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       await agent.stop();
     },
   };
+}
+
+/**
+ * The answer of the first Pod API process that gives one: any of them serves Join and Renew (the
+ * authority is in their shared database). Only a process that cannot be reached, or is not
+ * serving, is passed over; a refusal (a bad token, a taken host) is an answer, and is thrown.
+ */
+async function firstAnswer<T>(addresses: readonly string[], call: (address: string) => Promise<T>): Promise<T> {
+  let last: unknown;
+  for (const address of addresses) {
+    try {
+      return await call(address);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code !== status.UNAVAILABLE && code !== status.DEADLINE_EXCEEDED && typeof code === 'number') throw err;
+      last = err;
+    }
+  }
+  throw last;
 }

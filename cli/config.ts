@@ -104,3 +104,10 @@ export function parseSubnetPool(pool: string, prefix: string): { subnetPool: str
   }
   return { subnetPool: pool, subnetPrefix };
 }
+
+/** Repeated or comma-separated host:port addresses; the default Pod API address when none is given. */
+export function parseServers(flag: string, values: string[], fallback = '127.0.0.1:7443'): string[] {
+  const list = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  for (const a of list) parseListen(flag, a);
+  return list.length > 0 ? list : [fallback];
+}

@@ -19,7 +19,7 @@ import {
   startServer,
 } from '../server';
 import { withAuthority, withStorage, type StateLocation } from './server-state';
-import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseSubnetPool, parseTenant } from './config';
+import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseServers, parseSubnetPool, parseTenant } from './config';
 import { runDev } from './dev';
 import { DEV_HOSTS_KINDS, type DevHostsKind } from './dev-hosts';
 import { serveMetrics } from './metrics-endpoint';
@@ -101,7 +101,7 @@ export function program(): Command {
     .command('agent')
     .description('run a host agent')
     .requiredOption('--data-dir <dir>', 'where the key, certificate and host id are kept')
-    .option('--server <host:port>', 'Pod API address', `${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}`)
+    .option('--server <host:port>', 'Pod API addresses, comma-separated or repeated: the processes of one Pod API, tried in turn', collect, [])
     .option('--join-token <token>', 'join token (first start only); or PODIUM_JOIN_TOKEN')
     .option('--host-id <id>', 'the host id this agent must have: checked against its join token and its stored identity')
     .option('--pod <pod>', 'customer pod of this host', 'default')
@@ -116,13 +116,12 @@ export function program(): Command {
     .option('--metrics-listen <host:port>', 'Prometheus /metrics address (off when absent)')
     .action(async (o) => {
       const logger = processLogger('podium-agent');
-      parseListen('--server', o.server);
       const subnets = parseSubnetPool(o.subnetPool, o.subnetPrefix);
       const metricsAt = o.metricsListen !== undefined ? parseListen('--metrics-listen', o.metricsListen) : null;
       const running = await startAgent(
         Object.freeze({
           dataDir: o.dataDir,
-          serverAddress: o.server,
+          serverAddresses: parseServers('--server', o.server),
           joinToken: o.joinToken ?? process.env.PODIUM_JOIN_TOKEN,
           hostId: o.hostId,
           pod: o.pod,
@@ -149,7 +148,7 @@ export function program(): Command {
     .command('gateway')
     .description('run the Customer API (REST/JSON)')
     .option('--listen <host:port>', 'HTTP address', '127.0.0.1:8080')
-    .option('--server <host:port>', 'Pod API address', `${SERVER_DEFAULTS.host}:${SERVER_DEFAULTS.port}`)
+    .option('--server <host:port>', 'Pod API addresses, comma-separated or repeated: the processes of one Pod API', collect, [])
     .requiredOption('--certs-dir <dir>', 'ca.crt, gateway.crt and gateway.key')
     .requiredOption('--token-db <path>', 'SQLite file of API tokens')
     .option('--static-dir <dir>', 'dashboard files')
@@ -161,7 +160,7 @@ export function program(): Command {
         Object.freeze({
           host,
           port,
-          podApiAddress: o.server,
+          podApiAddress: parseServers('--server', o.server),
           tls: { caPem: read('ca.crt'), certPem: read('gateway.crt'), keyPem: read('gateway.key') },
           tokenDbPath: o.tokenDb,
           staticDir: o.staticDir,

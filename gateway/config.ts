@@ -9,8 +9,8 @@ export interface GatewayConfig {
   host: string;
   /** TCP port; 0 picks a free one (see Gateway.port). */
   port: number;
-  /** The Pod API, host:port. */
-  podApiAddress: string;
+  /** The Pod API, host:port; or the processes of one Pod API (leader and standbys), in turn. */
+  podApiAddress: string | readonly string[];
   /** PEM: the CA that signed the Pod API's certificate, and the gateway's own (role gateway). */
   tls: { caPem: string; certPem: string; keyPem: string };
   /** SQLite file of API tokens (created if missing). */
@@ -42,7 +42,8 @@ export function resolveGatewayConfig(config: GatewayConfig): ResolvedGatewayConf
   };
   if (typeof config.host !== 'string' || config.host === '') fail('host must be a non-empty string');
   if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) fail('port must be an integer from 0 to 65535');
-  if (typeof config.podApiAddress !== 'string' || config.podApiAddress === '') fail('podApiAddress must be host:port');
+  const addresses = typeof config.podApiAddress === 'string' ? [config.podApiAddress] : [...(config.podApiAddress ?? [])];
+  if (addresses.length === 0 || addresses.some((a) => typeof a !== 'string' || a === '')) fail('podApiAddress must be host:port (or a list of them)');
   for (const key of ['caPem', 'certPem', 'keyPem'] as const) {
     if (typeof config.tls?.[key] !== 'string' || !config.tls[key].includes('-----BEGIN')) fail(`tls.${key} must be PEM text`);
   }
@@ -56,7 +57,7 @@ export function resolveGatewayConfig(config: GatewayConfig): ResolvedGatewayConf
   return Object.freeze({
     host: config.host,
     port: config.port,
-    podApiAddress: config.podApiAddress,
+    podApiAddress: Object.freeze(addresses),
     tls: Object.freeze({ caPem: config.tls.caPem, certPem: config.tls.certPem, keyPem: config.tls.keyPem }),
     tokenDbPath: config.tokenDbPath,
     requestTimeoutMs,

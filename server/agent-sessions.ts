@@ -192,8 +192,15 @@ export class AgentSessions {
       await u.instances.clearExclusions(hostId);
       for (const inst of await u.instances.listOnHost(hostId)) {
         const placed = inst.state === 'starting' || inst.state === 'running';
-        if (placed && inventory.has(inst.id)) {
+        const report = inventory.get(inst.id);
+        if (placed && report) {
           kept.push(inst.id);
+          // The host says it runs it: a RUNNING report lost with a previous leader (or session)
+          // is taken from the inventory, as a status report would be.
+          if (report.running && inst.state === 'starting') {
+            await u.instances.updateStatus(inst.id, hostId, 'running', report.containerId, '', now);
+            u.emit({ tenant: inst.tenant, type: 'instance.running', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: '', time: now });
+          }
         } else if (placed) {
           await u.instances.requeue(inst.id, null, 'its container was missing when the host reconnected', now);
           u.emit({ tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: 'container missing on reconnect', time: now });

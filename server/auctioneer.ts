@@ -274,7 +274,7 @@ export class Auctioneer implements AuctionInbox {
           service: inst.service,
           instance: inst.id,
           host: award.hostId,
-          message: `round ${id}, price ${award.price.toFixed(3)}`,
+          message: `round ${id}, epoch ${this.leader.epoch}, price ${award.price.toFixed(3)}`,
           time: now,
         });
         const { svc } = services.get(serviceKey(inst))!;

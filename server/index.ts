@@ -213,7 +213,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     },
   };
   const sessions = new AgentSessions(storage, leader, trust, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
-  const metrics = new ServerMetrics(storage, () => sessions.connectedHosts().size);
+  const metrics = new ServerMetrics(storage, () => sessions.connectedHosts().size, () => leader.epoch);
   log.info({ seed: config.seed }, 'auction seed');
   const auctioneer = new Auctioneer(
     storage,

@@ -13,7 +13,7 @@ export class ServerMetrics {
   readonly awardReplies: Counter<'accepted'>;
   readonly refusedHandshakes: Counter<'role'>;
 
-  constructor(storage: Storage, connectedHosts: () => number) {
+  constructor(storage: Storage, connectedHosts: () => number, leaderEpoch: () => number | null = () => null) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.rounds = new Histogram({
@@ -49,6 +49,22 @@ export class ServerMetrics {
       async collect() {
         const hosts = await storage.read((r) => r.hosts.list());
         for (const state of ['up', 'down'] as const) this.set({ state }, hosts.filter((h) => h.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'podium_leader',
+      help: '1 while this Pod API process leads (runs auctions, holds agent sessions), 0 while it stands by.',
+      registers,
+      collect() {
+        this.set(leaderEpoch() === null ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: 'podium_leader_epoch',
+      help: 'The lease epoch this process leads at (0 while it stands by).',
+      registers,
+      collect() {
+        this.set(leaderEpoch() ?? 0);
       },
     });
     new Gauge({

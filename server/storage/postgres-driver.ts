@@ -60,6 +60,12 @@ export class PostgresDriver implements Driver {
   async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>, opts: { isolation?: Isolation } = {}): Promise<T> {
     const client = await this.pool.connect();
     let broken = false;
+    // A backend ended under a checked-out client (a new leader ending a stalled one's) makes the
+    // client emit 'error' besides failing its query: the query's rejection is what we act on.
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       await client.query(`BEGIN ISOLATION LEVEL ${opts.isolation === 'serializable' ? 'SERIALIZABLE' : 'READ COMMITTED'}`);
       const sql = this.sqlOf(client);
@@ -80,6 +86,7 @@ export class PostgresDriver implements Driver {
       });
       throw err;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -89,14 +96,7 @@ export class PostgresDriver implements Driver {
   }
 
   /** Runs a script (migrations) on one connection. */
-  async exec(script: string): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query(script);
-    } finally {
-      client.release();
-    }
-  }
+
 
   async lockSession(key: string): Promise<LockSession> {
     const client = new pg.Client({ connectionString: this.opts.url, application_name: `podium:${this.opts.processName}`, types: this.types });

@@ -139,6 +139,37 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await s.read((r) => r.quotas.get('acme')), { cpuMillis: 10, memoryMib: 20, instances: 30 });
     });
 
+    it('fences a unit of work by the lease epoch: after a takeover the old leader commits nothing', async () => {
+      await s.transaction(async (u) => {
+        await u.services.insert(svc('web', 1));
+        await u.hosts.upsert({ id: 'h1', pod: 'p', provider: 'x', labels: {}, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: 1, state: 'up', lastHeartbeat: 5 }, 5);
+        await u.instances.insert({ id: 'i1', tenant: 'acme', environment: 'prod', service: 'web', haGroup: '', resources: { cpuMillis: 100, memoryMib: 64 }, message: '', createdAt: 1 });
+      });
+      const old = (await s.transaction((u) => u.lease.claim('old', 'a:1', 0)))!;
+      // Another process (its own Storage on the same database) takes over at the next epoch.
+      const other = await Storage.open(db.target);
+      try {
+        const next = await other.transaction(async (u) => u.lease.claim('new', 'b:1', (await u.lease.get())!.epoch));
+        assert.equal(next, old + 1);
+        await assert.rejects(
+          s.transaction(async (u) => {
+            await u.fence(old);
+            await u.instances.reserve('i1', 'h1', 9);
+            u.emit({ tenant: 'acme', type: 'instance.awarded', instance: 'i1' });
+          }),
+          (err: Error) => err.name === 'FencedError',
+        );
+        assert.equal((await s.read((r) => r.instances.get('i1')))!.state, 'pending', 'the fenced award was not written');
+        assert.equal(await s.read((r) => r.events.maxSequence()), 0);
+        await other.transaction(async (u) => {
+          await u.fence(next!);
+          assert.ok(await u.instances.reserve('i1', 'h1', 9));
+        });
+      } finally {
+        await other.close();
+      }
+    });
+
     it('replays events after a sequence, per tenant and environment', async () => {
       await s.transaction(async (u) => {
         u.emit({ tenant: 'acme', type: 'x', environment: 'prod' });

@@ -45,7 +45,7 @@ export class RealAgents {
         identity,
         opts.engineFor?.(host, i) ?? fleet.engine,
         {
-          serverAddress: h.address,
+          serverAddresses: [h.address],
           pod: 'test',
           provider: 'local',
           labels: {},

@@ -7,7 +7,7 @@
  *
  * Everything it receives is kept in `received`, so a test can assert on the protocol itself.
  */
-import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import {
   AgentServiceClient,
   type AgentMessage,
@@ -19,6 +19,7 @@ import {
 import { AppArmorMode, InstanceState, PlacementPolicy, type Resources } from '../../gen/podium/v1/resources';
 import { joinFleet, type AgentIdentity } from '../../agent/identity';
 import { priceLot, roundWeight } from '../../agent/price-lot';
+import { LEADER_METADATA_KEY, ServerAddresses } from '../../agent/server-addresses';
 import { poll } from './poll';
 
 export interface ScriptedAgentOptions {
@@ -29,6 +30,14 @@ export interface ScriptedAgentOptions {
   apparmor?: AppArmorMode;
   /** Heartbeat interval; 0 sends none (a silent host). Defaults to the server's Welcome. */
   heartbeatMs?: number;
+  /**
+   * Reconnect by itself when the session ends, as the real agent does: to the leader a standby
+   * named, else to the next of its addresses, after `reconnectMs`. Off by default (most tests
+   * decide when a host comes back).
+   */
+  reconnectMs?: number;
+  /** More Pod API processes to try in turn, after the address it joined at. */
+  alsoAt?: readonly string[];
 }
 
 /** What the agent answers to a call for bids; the default prices by load. */
@@ -51,6 +60,12 @@ export class ScriptedAgent {
   endedAt: number | null = null;
   readonly options: Required<ScriptedAgentOptions>;
 
+  private readonly servers: ServerAddresses;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private closedByTest = false;
+  /** Sessions opened so far (welcomed), one per connection. */
+  sessions = 0;
+
   private constructor(
     readonly address: string,
     readonly identity: AgentIdentity,
@@ -63,7 +78,15 @@ export class ScriptedAgent {
       capacity: opts.capacity ?? { cpuMillis: 2000, memoryMib: 2048 },
       apparmor: opts.apparmor ?? AppArmorMode.APP_ARMOR_MODE_ENFORCED,
       heartbeatMs: opts.heartbeatMs ?? -1,
+      reconnectMs: opts.reconnectMs ?? -1,
+      alsoAt: opts.alsoAt ?? [],
     };
+    this.servers = new ServerAddresses([address, ...this.options.alsoAt]);
+  }
+
+  /** The Pod API process it connects to now. */
+  get server(): string {
+    return this.servers.current();
   }
 
   get hostId(): string {
@@ -84,15 +107,17 @@ export class ScriptedAgent {
   /** Opens the session: Hello with capacity and the inventory of what it runs. */
   connect(): void {
     this.close();
+    this.closedByTest = false;
     this.ended = null;
     this.endedAt = null;
     const creds = credentials.createSsl(Buffer.from(this.identity.caPem), Buffer.from(this.identity.keyPem), Buffer.from(this.identity.certPem));
-    this.client = new AgentServiceClient(this.address, creds);
+    // As the real agent: a stalled server is noticed by keepalive (agent/agent.ts).
+    this.client = new AgentServiceClient(this.servers.current(), creds, { 'grpc.keepalive_time_ms': 3_000, 'grpc.keepalive_timeout_ms': 3_000 });
     const stream = this.client.connect();
     this.stream = stream;
     stream.on('data', (msg: ServerMessage) => this.onMessage(msg));
     // A stream this agent has since replaced (or cancelled) must not end the current one.
-    stream.on('error', (err) => this.stream === stream && this.end(err.message));
+    stream.on('error', (err: ServiceError) => this.stream === stream && this.end(err.message, String(err.metadata?.get(LEADER_METADATA_KEY)?.[0] ?? '') || undefined));
     stream.on('end', () => this.stream === stream && this.end('server closed the stream'));
     this.send({
       kind: {
@@ -109,8 +134,11 @@ export class ScriptedAgent {
     });
   }
 
-  /** Ends the session (the host goes silent; its record stays). */
+  /** Ends the session (the host goes silent; its record stays), and any reconnecting. */
   close(): void {
+    this.closedByTest = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     this.stream?.cancel();
@@ -150,13 +178,20 @@ export class ScriptedAgent {
     await poll(`welcome for ${this.hostId}`, () => this.messages('welcome').length > 0 || (this.ended !== null && Promise.reject(new Error(this.ended))), timeoutMs, 20);
   }
 
-  private end(why: string): void {
-    if (this.ended === null) {
-      this.ended = why;
-      this.endedAt = Date.now();
-    }
+  private end(why: string, leaderHint?: string): void {
+    // Once per stream: grpc-js may emit 'end' after 'error' for the same stream.
+    if (this.ended !== null) return;
+    this.ended = why;
+    this.endedAt = Date.now();
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    if (this.options.reconnectMs >= 0 && !this.closedByTest) {
+      this.servers.failed(leaderHint);
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        if (!this.closedByTest) this.connect();
+      }, this.options.reconnectMs);
+    }
   }
 
   private onMessage(msg: ServerMessage): void {
@@ -165,6 +200,7 @@ export class ScriptedAgent {
     if (!kind) return;
     switch (kind.$case) {
       case 'welcome': {
+        this.sessions++;
         const every = this.options.heartbeatMs >= 0 ? this.options.heartbeatMs : kind.welcome.heartbeatIntervalMs;
         if (every > 0) this.heartbeat = setInterval(() => this.send({ kind: { $case: 'heartbeat', heartbeat: {} } }), every);
         return;
@@ -189,6 +225,8 @@ export class ScriptedAgent {
         return;
       case 'reconcile':
         for (const id of kind.reconcile.removeInstanceIds) this.running.delete(id);
+        // As the real agent: what it keeps, it reports again, whatever was said before the session.
+        for (const id of kind.reconcile.keepInstanceIds) if (this.running.has(id)) this.report(id, InstanceState.INSTANCE_STATE_RUNNING);
         return;
     }
   }
