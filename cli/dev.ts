@@ -6,19 +6,26 @@
  * (cli/supervisor.ts); Ctrl-C stops them all. A second run resumes the same cluster; --reset
  * starts clean.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, relative, resolve } from 'node:path';
-import { SERVER_DEFAULTS } from '../server';
+import { SERVER_DEFAULTS, startLocalPostgres, type LocalPostgres } from '../server';
 import { DockerEngine, ensureBusyboxImage, kernelAppArmor } from '../agent/runtime';
 import { TokenStore } from '../gateway';
 import { loadIdentity } from '../agent/identity';
-import { createStoredJoinToken, issueClientCertificate } from './index';
+import { createStoredJoinToken, issueClientCertificate } from './certs-commands';
 import { describeDevHosts, DEV_TESTBED, prepareDevHosts, type DevHostsKind } from './dev-hosts';
 import { describeSupervisorEvent, Supervisor, SUPERVISOR_DEFAULTS } from './supervisor';
 import { testbedDown } from './testbed';
 
+/** With --postgres: the local cluster's port, and the second Pod API process's. */
+const DEV_POSTGRES_PORT = 7432;
+const STANDBY_PORT = 7543;
+const DATABASE_FILE = 'database';
+
 export interface DevOptions {
+  /** Two Pod API processes on a local PostgreSQL cluster under <dir>/postgres, instead of SQLite. */
+  postgres?: boolean;
   dir: string;
   reset: boolean;
   dockerSocket: string;
@@ -131,9 +138,26 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const logsDir = join(dir, 'logs');
   for (const d of [dir, serverDir, gatewayDir, logsDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
   writeFileSync(join(dir, KIND_FILE), `${opts.hosts}\n`);
+  const database = opts.postgres ? 'postgres' : 'sqlite';
+  const recordedDatabase = existsSync(join(dir, DATABASE_FILE)) ? readFileSync(join(dir, DATABASE_FILE), 'utf8').trim() : null;
+  if (recordedDatabase !== null && recordedDatabase !== database) {
+    throw new Error(`${show(dir)} holds a cluster on ${recordedDatabase}; run ${recordedDatabase === 'postgres' ? 'with' : 'without'} --postgres, or add --reset to start clean`);
+  }
+  writeFileSync(join(dir, DATABASE_FILE), `${database}\n`);
+  // --postgres: a PostgreSQL cluster of dev's own, in the state directory (the postgres user must
+  // reach it: the directory becomes searchable, its files stay private), stopped with dev.
+  let postgres: LocalPostgres | null = null;
+  if (opts.postgres) {
+    if (await portOpen('127.0.0.1', DEV_POSTGRES_PORT)) throw new Error(`127.0.0.1:${DEV_POSTGRES_PORT}, for PostgreSQL, is already in use`);
+    if (await portOpen(devHosts.podApiHost, STANDBY_PORT)) throw new Error(`${devHosts.podApiHost}:${STANDBY_PORT}, for the standby Pod API, is already in use`);
+    chmodSync(dir, 0o711);
+    step(`PostgreSQL on 127.0.0.1:${DEV_POSTGRES_PORT} (${show(join(dir, 'postgres'))})`);
+    postgres = await startLocalPostgres(join(dir, 'postgres'), { port: DEV_POSTGRES_PORT });
+  }
+  const state = { dataDir: serverDir, database: postgres?.url, caKeyFile: join(serverDir, 'ca-key') };
   const td = SERVER_DEFAULTS.trustDomain;
-  if (!existsSync(join(certsDir, 'operator.crt'))) await issueClientCertificate(serverDir, td, 'operator', 'admin', certsDir, 30 * 24 * 3600);
-  if (!existsSync(join(gatewayDir, 'gateway.crt'))) await issueClientCertificate(serverDir, td, 'gateway', 'gateway', gatewayDir, 30 * 24 * 3600);
+  if (!existsSync(join(certsDir, 'operator.crt'))) await issueClientCertificate(state, td, 'operator', 'admin', certsDir, 30 * 24 * 3600);
+  if (!existsSync(join(gatewayDir, 'gateway.crt'))) await issueClientCertificate(state, td, 'gateway', 'gateway', gatewayDir, 30 * 24 * 3600);
   const tokenPath = join(dir, 'admin.token');
   if (!existsSync(tokenPath)) {
     const tokens = TokenStore.open(join(gatewayDir, 'tokens.db'));
@@ -150,7 +174,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   // identity must be able to join again (replacing the certificate it never kept).
   const joinTokens = new Map<string, string>();
   for (const h of DEV_HOSTS) {
-    if (!loadIdentity(join(dir, 'agents', h))) joinTokens.set(h, await createStoredJoinToken(serverDir, td, 'agent', 3600_000, { hostId: h, replace: true, uses: 3 }));
+    if (!loadIdentity(join(dir, 'agents', h))) joinTokens.set(h, await createStoredJoinToken(state, td, 'agent', 3600_000, { hostId: h, replace: true, uses: 3 }));
   }
 
   const kernel = kernelAppArmor();
@@ -175,6 +199,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     await supervisor.stop();
+    await postgres?.stop();
     const kept = opts.hosts === 'netns' ? ` (the test bed "${DEV_TESTBED}" stays up with its containers)` : '';
     process.stdout.write(`podium dev: stopped the Pod API, the gateway and ${DEV_HOSTS.length} agents${kept}\n`);
     process.exit(code);
@@ -189,19 +214,26 @@ export async function runDev(opts: DevOptions): Promise<void> {
   process.on('SIGTERM', () => void stopAll(0));
 
   const token = readFileSync(tokenPath, 'utf8').trim();
+  const standby = `${devHosts.podApiHost}:${STANDBY_PORT}`;
+  const servers = postgres ? `${podApi},${standby}` : podApi;
   try {
-    step(`Pod API on ${podApi}`);
-    start('server', ['server', '--data-dir', serverDir, '--listen', podApi]);
+    step(`Pod API on ${podApi}${postgres ? ` and ${standby} (two processes on one PostgreSQL: one leads, the other stands by)` : ''}`);
+    const database = postgres ? ['--database', postgres.url, '--ca-key-file', state.caKeyFile] : [];
+    start('server', ['server', '--data-dir', serverDir, '--listen', podApi, ...database]);
+    if (postgres) {
+      mkdirSync(join(dir, 'server-2'), { recursive: true, mode: 0o700 });
+      start('server-2', ['server', '--data-dir', join(dir, 'server-2'), '--listen', standby, '--metrics-listen', '127.0.0.1:7544', ...database]);
+    }
     await waitFor('the Pod API', () => portOpen(devHosts.podApiHost, SERVER_DEFAULTS.port), 30_000);
 
     step(`gateway on http://${GATEWAY.host}:${GATEWAY.port}`);
-    start('gateway', ['gateway', '--listen', `${GATEWAY.host}:${GATEWAY.port}`, '--server', podApi, '--certs-dir', gatewayDir, '--token-db', join(gatewayDir, 'tokens.db')]);
+    start('gateway', ['gateway', '--listen', `${GATEWAY.host}:${GATEWAY.port}`, '--server', servers, '--certs-dir', gatewayDir, '--token-db', join(gatewayDir, 'tokens.db')]);
     await waitFor('the gateway', async () => (await fetch(`http://${GATEWAY.host}:${GATEWAY.port}/healthz`)).ok, 30_000);
 
     step(`agents ${DEV_HOSTS.join(', ')} in pod "local"${opts.hosts === 'netns' ? ', each in its host\'s namespace' : ''}`);
     for (const [i, host] of DEV_HOSTS.entries()) {
       const on = devHosts.hosts[i]!;
-      const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', podApi, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', on.dockerSocket, '--metrics-listen', `${on.address}:${AGENT_METRICS_PORT + i}`];
+      const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', servers, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', on.dockerSocket, '--metrics-listen', `${on.address}:${AGENT_METRICS_PORT + i}`];
       if (!kernel.enabled) args.push('--insecure-no-apparmor');
       const joinToken = joinTokens.get(host);
       start(host, args, joinToken ? { PODIUM_JOIN_TOKEN: joinToken } : {});
@@ -218,6 +250,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   } catch (err) {
     stopping = true;
     await supervisor.stop();
+    await postgres?.stop();
     throw new Error(`${(err as Error).message}; the logs are in ${show(logsDir)}/`);
   }
 
@@ -236,6 +269,12 @@ export async function runDev(opts: DevOptions): Promise<void> {
       ...describeDevHosts(devHosts),
       `  Gateway (REST)   http://${GATEWAY.host}:${GATEWAY.port}`,
       `  Pod API (gRPC)   ${podApi}${tb ? ' (on the test bed\'s bridge; the agents reach it from their hosts\' addresses)' : ''}`,
+      ...(postgres
+        ? [
+            `                   ${standby}, a second process on the same PostgreSQL (${postgres.url}); kill the one that leads`,
+            `                   (podium_leader on :7444/metrics, :7544/metrics) and the other takes over: agents and gateway follow`,
+          ]
+        : []),
       `  Admin token      ${show(tokenPath)}`,
       `  Operator cert    ${c}/operator.crt, ${c}/operator.key, CA ${c}/ca.crt`,
       `  Metrics          http://${GATEWAY.host}:${GATEWAY.port}/metrics (gateway), http://127.0.0.1:7444/metrics (Pod API),`,

@@ -47,6 +47,7 @@ export { revokeCertificate, revokeHost, DEFAULT_REVOKE_REASON, type HostRevocati
 export { reasonViolation } from './revoke-host';
 export { nameViolation } from './validation';
 export { loadOrCreateStoredAuthority } from './authority';
+export { startLocalPostgres, type LocalPostgres } from './storage';
 
 /** Trailing metadata with which a standby refuses an agent session: where the leader is. */
 export const LEADER_METADATA_KEY = 'podium-leader';
@@ -252,7 +253,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Committed events, from this process or any other, that someone must act on.
   storage.feed.subscribe((e) => {
     // Revocations: this process's list is read again at once (the poll would see them too).
-    if (e.type === 'host.revoked' || e.type === 'certificate.revoked') void revocations.refresh().catch(() => undefined);
+    if (REVOKING_EVENTS.has(e.type)) void revocations.refresh().catch(() => undefined);
     if (leader.epoch === null) return;
     // Desired state written by any process: the leader auctions new lots, and tells the hosts
     // of deleted instances to remove them (capacity freed).
