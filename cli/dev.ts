@@ -158,13 +158,16 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const td = SERVER_DEFAULTS.trustDomain;
   if (!existsSync(join(certsDir, 'operator.crt'))) await issueClientCertificate(state, td, 'operator', 'admin', certsDir, 30 * 24 * 3600);
   if (!existsSync(join(gatewayDir, 'gateway.crt'))) await issueClientCertificate(state, td, 'gateway', 'gateway', gatewayDir, 30 * 24 * 3600);
+  // The gateway's tokens: beside it on SQLite; with --postgres in the same database, as gateways
+  // that share their tokens would keep them.
+  const tokenDb = postgres?.url ?? join(gatewayDir, 'tokens.db');
   const tokenPath = join(dir, 'admin.token');
   if (!existsSync(tokenPath)) {
-    const tokens = TokenStore.open(join(gatewayDir, 'tokens.db'));
+    const tokens = await TokenStore.open(tokenDb);
     try {
-      writeFileSync(tokenPath, `${tokens.create('default', 'admin', 'admin')}\n`, { mode: 0o600 });
+      writeFileSync(tokenPath, `${await tokens.create('default', 'admin', 'admin')}\n`, { mode: 0o600 });
     } finally {
-      tokens.close();
+      await tokens.close();
     }
   }
   // A token per host that has no identity yet, bound to its id. It may replace: a dev host whose
@@ -227,7 +230,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
     await waitFor('the Pod API', () => portOpen(devHosts.podApiHost, SERVER_DEFAULTS.port), 30_000);
 
     step(`gateway on http://${GATEWAY.host}:${GATEWAY.port}`);
-    start('gateway', ['gateway', '--listen', `${GATEWAY.host}:${GATEWAY.port}`, '--server', servers, '--certs-dir', gatewayDir, '--token-db', join(gatewayDir, 'tokens.db')]);
+    start('gateway', ['gateway', '--listen', `${GATEWAY.host}:${GATEWAY.port}`, '--server', servers, '--certs-dir', gatewayDir, '--token-db', tokenDb]);
     await waitFor('the gateway', async () => (await fetch(`http://${GATEWAY.host}:${GATEWAY.port}/healthz`)).ok, 30_000);
 
     step(`agents ${DEV_HOSTS.join(', ')} in pod "local"${opts.hosts === 'netns' ? ', each in its host\'s namespace' : ''}`);

@@ -21,6 +21,17 @@ import { processLogger } from './log';
 export { inHost, readTestbed, registerTestbedProcess, testbedDown, testbedSweep, testbedUp, TESTBED_SCRIPT } from './testbed';
 export type { Testbed, TestbedHost, TestbedUpOptions } from './testbed';
 
+const TOKEN_DB_HELP = "the gateway's API tokens: a SQLite file, or postgres://… shared by several gateways";
+
+async function withTokens(target: string, fn: (store: TokenStore) => Promise<void>): Promise<void> {
+  const store = await TokenStore.open(target);
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
 /** Stops on SIGINT/SIGTERM by closing what was started. */
 function untilSignal(close: () => Promise<void>): void {
   let closing = false;
@@ -143,7 +154,7 @@ export function program(): Command {
     .option('--listen <host:port>', 'HTTP address', '127.0.0.1:8080')
     .option('--server <host:port>', 'Pod API addresses, comma-separated or repeated: the processes of one Pod API', collect, [])
     .requiredOption('--certs-dir <dir>', 'ca.crt, gateway.crt and gateway.key')
-    .requiredOption('--token-db <path>', 'SQLite file of API tokens')
+    .requiredOption('--token-db <path|url>', TOKEN_DB_HELP)
     .option('--static-dir <dir>', 'dashboard files')
     .action(async (o) => {
       const logger = processLogger('podium-gateway');
@@ -219,19 +230,36 @@ export function program(): Command {
   tokens
     .command('create')
     .description('create an API token for a tenant (printed once; only its hash is stored)')
-    .requiredOption('--token-db <path>', 'SQLite file of API tokens')
+    .requiredOption('--token-db <path|url>', TOKEN_DB_HELP)
     .requiredOption('--tenant <tenant>', `tenant the token acts for (${TENANT_NAME_RULE})`)
     .requiredOption('--name <name>', 'a name to revoke it by')
     .option('--admin', "an admin token: besides its tenant's resources it sees the fleet (GET /v1/hosts)", false)
-    .action((o) => {
+    .action(async (o) => {
       // Checked before the database is opened: a refused token leaves nothing behind.
       const tenant = parseTenant('--tenant', o.tenant);
-      const store = TokenStore.open(o.tokenDb);
-      try {
-        process.stdout.write(`${store.create(tenant, o.name, o.admin ? 'admin' : 'customer')}\n`);
-      } finally {
-        store.close();
-      }
+      await withTokens(o.tokenDb, async (store) => {
+        process.stdout.write(`${await store.create(tenant, o.name, o.admin ? 'admin' : 'customer')}\n`);
+      });
+    });
+  tokens
+    .command('list')
+    .description('the API tokens: tenant, name, role and creation time (never the tokens)')
+    .requiredOption('--token-db <path|url>', TOKEN_DB_HELP)
+    .action(async (o) => {
+      await withTokens(o.tokenDb, async (store) => {
+        for (const t of await store.list()) process.stdout.write(`${t.name}\t${t.tenant}\t${t.role}\t${new Date(t.createdAt).toISOString()}\n`);
+      });
+    });
+  tokens
+    .command('revoke')
+    .description('revoke an API token by name (the next request with it is refused, on every gateway sharing the database)')
+    .requiredOption('--token-db <path|url>', TOKEN_DB_HELP)
+    .requiredOption('--name <name>', 'the name it was created with')
+    .action(async (o) => {
+      await withTokens(o.tokenDb, async (store) => {
+        if (!(await store.revoke(o.name))) throw new Error(`no API token is named "${o.name}"`);
+        process.stdout.write(`revoked the API token "${o.name}"\n`);
+      });
     });
 
   cmd

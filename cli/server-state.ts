@@ -20,7 +20,7 @@ function resolve(at: StateLocation): { dataDir: string; database: string; caKeyF
 export async function withStorage<T>(at: StateLocation, fn: (storage: Storage) => Promise<T>): Promise<T> {
   const { dataDir, database } = resolve(at);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const storage = await Storage.open(database, { processName: `cli-${process.pid}` });
+  const storage = await Storage.open(database, { processName: `cli-${process.pid}`, followEvents: false });
   try {
     return await fn(storage);
   } finally {

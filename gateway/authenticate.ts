@@ -10,12 +10,12 @@ import type { TokenIdentity, TokenStore } from './token-store';
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
 /** The identity behind the request's bearer token; throws GatewayError(UNAUTHENTICATED). */
-export function authenticate(authorization: string | undefined, tokens: TokenStore): TokenIdentity {
+export async function authenticate(authorization: string | undefined, tokens: TokenStore): Promise<TokenIdentity> {
   const match = authorization === undefined ? null : BEARER.exec(authorization);
   if (!match) {
     throw new GatewayError(status.UNAUTHENTICATED, 'missing bearer token: send "Authorization: Bearer <token>"');
   }
-  const identity = tokens.lookup(match[1]);
+  const identity = await tokens.lookup(match[1]);
   if (!identity) throw new GatewayError(status.UNAUTHENTICATED, 'the bearer token is not valid (unknown or revoked)');
   // Tokens made before tenant names had one rule may name a tenant the Pod API refuses: say so
   // here, rather than forward a call that can only fail with a message about metadata.

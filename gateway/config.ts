@@ -13,7 +13,7 @@ export interface GatewayConfig {
   podApiAddress: string | readonly string[];
   /** PEM: the CA that signed the Pod API's certificate, and the gateway's own (role gateway). */
   tls: { caPem: string; certPem: string; keyPem: string };
-  /** SQLite file of API tokens (created if missing). */
+  /** The API tokens: a SQLite file (created if missing) or a postgres:// URL shared with other gateways. */
   tokenDbPath: string;
   /** Deadline of each unary Pod API call, milliseconds. Default 30 000. Streams have none. */
   requestTimeoutMs?: number;
@@ -47,7 +47,7 @@ export function resolveGatewayConfig(config: GatewayConfig): ResolvedGatewayConf
   for (const key of ['caPem', 'certPem', 'keyPem'] as const) {
     if (typeof config.tls?.[key] !== 'string' || !config.tls[key].includes('-----BEGIN')) fail(`tls.${key} must be PEM text`);
   }
-  if (typeof config.tokenDbPath !== 'string' || config.tokenDbPath === '') fail('tokenDbPath must be a file path');
+  if (typeof config.tokenDbPath !== 'string' || config.tokenDbPath === '') fail('tokenDbPath must be a file path or a postgres:// URL');
   const requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   if (!Number.isInteger(requestTimeoutMs) || requestTimeoutMs <= 0) fail('requestTimeoutMs must be a positive integer');
   if (config.staticDir !== undefined && (typeof config.staticDir !== 'string' || config.staticDir === '')) {

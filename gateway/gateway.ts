@@ -51,7 +51,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
   }
   let tokens: TokenStore;
   try {
-    tokens = TokenStore.open(resolved.tokenDbPath);
+    tokens = await TokenStore.open(resolved.tokenDbPath);
   } catch (err) {
     podApi.close();
     throw err;
@@ -79,7 +79,7 @@ export async function startGateway(config: GatewayConfig): Promise<Gateway> {
     await listen(server, resolved.host, resolved.port);
   } catch (err) {
     podApi.close();
-    tokens.close();
+    await tokens.close();
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
@@ -124,5 +124,5 @@ async function shutdown(server: Server, forward: ForwardContext, podApi: PodApiC
   clearInterval(sweep);
   clearTimeout(grace);
   podApi.close();
-  tokens.close();
+  await tokens.close();
 }

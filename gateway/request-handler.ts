@@ -78,7 +78,7 @@ export class RequestHandler {
     if (match.kind === 'found') {
       const { route, params } = match;
       info.route = route.template.text;
-      const identity = authenticate(req.headers.authorization, this.parts.tokens);
+      const identity = await authenticate(req.headers.authorization, this.parts.tokens);
       info.tenant = identity.tenant;
       info.role = identity.role;
       const body = route.body !== '' ? await readBody(req, this.parts.config.maxBodyBytes) : undefined;

@@ -10,12 +10,14 @@
  * Each token has a role: `customer` (the default) acts for its tenant only; `admin` also sees
  * the fleet (ListHosts), which shows every tenant's usage. The gateway passes the role to the
  * Pod API, which decides what it allows.
+ *
+ * The tokens are kept by the storage module (server/storage), like the rest of Podium's state: in
+ * a SQLite file of the gateway's own by default, or in the Pod API's PostgreSQL, where every
+ * gateway sees the same tokens and a revocation holds at once on all of them.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync } from 'node:fs';
-import Database from 'better-sqlite3';
 import { isTenantName, TENANT_NAME_RULE } from '../certs';
-import { TOKEN_MIGRATIONS } from './token-migrations';
+import { Storage } from '../server/storage';
 
 export const TOKEN_PREFIX = 'pdm_';
 
@@ -41,25 +43,15 @@ export interface TokenRecord extends TokenIdentity {
 }
 
 export class TokenStore {
-  private constructor(private readonly db: Database.Database) {}
+  private constructor(private readonly storage: Storage) {}
 
   /**
-   * Opens (creating if need be) the token database at `path`, in WAL mode with synchronous=FULL:
-   * a token acknowledged as created survives a crash. The file is made readable by its owner only.
+   * Opens the tokens at `target`: a SQLite file (created if missing, its owner's only; WAL and
+   * synchronous=FULL, so that a token acknowledged as created survives a crash) or a
+   * `postgres://` URL. The schema is brought up to date, a first release's token file included.
    */
-  static open(path: string): TokenStore {
-    const db = new Database(path);
-    try {
-      if (path !== ':memory:' && !path.startsWith('file:')) chmodSync(path, 0o600);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.pragma('busy_timeout = 5000');
-      migrate(db);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
-    return new TokenStore(db);
+  static async open(target: string): Promise<TokenStore> {
+    return new TokenStore(await Storage.open(target, { processName: `gateway-${process.pid}`, followEvents: false }));
   }
 
   /**
@@ -69,72 +61,39 @@ export class TokenStore {
    * the rule the Pod API holds `podium-tenant` to: a token it would refuse is never made), the
    * role is unknown, or the name is malformed or taken.
    */
-  create(tenant: string, name: string, role: TokenRole = 'customer'): string {
+  async create(tenant: string, name: string, role: TokenRole = 'customer'): Promise<string> {
     if (!isTenantName(tenant)) throw new Error(`tenant must be ${TENANT_NAME_RULE}`);
     if (!NAME_PATTERN.test(name)) throw new Error('token name must be 1 to 128 printable ASCII characters');
     if (!TOKEN_ROLES.includes(role)) throw new Error(`role must be ${TOKEN_ROLES.join(' or ')}`);
     const token = TOKEN_PREFIX + randomBytes(TOKEN_BYTES).toString('base64url');
-    try {
-      this.db
-        .prepare('INSERT INTO api_tokens (hash, tenant, name, role, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(hashToken(token), tenant, name, role, new Date().toISOString());
-    } catch (err) {
-      if (isUniqueViolation(err)) throw new Error(`a token named "${name}" already exists`);
-      throw err;
-    }
+    const created = await this.storage.transaction((u) => u.apiTokens.insert({ hash: hashToken(token), tenant, name, role, createdAt: Date.now() }));
+    if (!created) throw new Error(`a token named "${name}" already exists`);
     return token;
   }
 
   /** Who a token stands for, or null if it is malformed, unknown or revoked. */
-  lookup(token: string): TokenIdentity | null {
+  async lookup(token: string): Promise<TokenIdentity | null> {
     if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) return null;
-    const row = this.db.prepare('SELECT tenant, name, role FROM api_tokens WHERE hash = ?').get(hashToken(token)) as
-      | TokenIdentity
-      | undefined;
-    return row ? { tenant: row.tenant, name: row.name, role: row.role } : null;
+    const row = await this.storage.read((r) => r.apiTokens.byHash(hashToken(token)));
+    return row ? { tenant: row.tenant, name: row.name, role: row.role as TokenRole } : null;
   }
 
   /** Revokes the token of that name; false if there was none. Takes effect on the next request. */
-  revoke(name: string): boolean {
-    return this.db.prepare('DELETE FROM api_tokens WHERE name = ?').run(name).changes > 0;
+  revoke(name: string): Promise<boolean> {
+    return this.storage.transaction((u) => u.apiTokens.deleteByName(name));
   }
 
   /** Every token's tenant, name, role and creation time (never the token or its hash), oldest first. */
-  list(): TokenRecord[] {
-    const rows = this.db
-      .prepare('SELECT tenant, name, role, created_at AS createdAt FROM api_tokens ORDER BY created_at, name')
-      .all() as TokenRecord[];
-    return rows.map((r) => ({ tenant: r.tenant, name: r.name, role: r.role, createdAt: r.createdAt }));
+  async list(): Promise<TokenRecord[]> {
+    const rows = await this.storage.read((r) => r.apiTokens.list());
+    return rows.map((r) => ({ tenant: r.tenant, name: r.name, role: r.role as TokenRole, createdAt: new Date(r.createdAt).toISOString() }));
   }
 
-  close(): void {
-    if (this.db.open) this.db.close();
+  close(): Promise<void> {
+    return this.storage.close();
   }
-}
-
-/**
- * Brings the schema up to the last of TOKEN_MIGRATIONS. Each step re-reads the version inside
- * an immediate (write-locked) transaction, so a CLI and a gateway opening the file at once do
- * not both run it. A database from a newer release is refused rather than guessed at.
- */
-function migrate(db: Database.Database): void {
-  const version = (): number => db.pragma('user_version', { simple: true }) as number;
-  const found = version();
-  if (found > TOKEN_MIGRATIONS.length) {
-    throw new Error(`the token database is at schema version ${found}, newer than this gateway knows (${TOKEN_MIGRATIONS.length})`);
-  }
-  const step = db.transaction((index: number) => {
-    if (version() !== index) return;
-    db.exec(TOKEN_MIGRATIONS[index]!);
-    db.pragma(`user_version = ${index + 1}`);
-  });
-  for (let index = found; index < TOKEN_MIGRATIONS.length; index++) step.immediate(index);
 }
 
 function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 }

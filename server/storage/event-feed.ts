@@ -17,6 +17,8 @@ export type EventListener = (e: EventRecord) => void;
 
 export class EventFeed {
   private last = 0;
+  /** False until startAt: a process that does not follow the log publishes nothing. */
+  private following = false;
   private readonly listeners = new Set<EventListener>();
   private pumping: Promise<void> | null = null;
   private again = false;
@@ -26,6 +28,7 @@ export class EventFeed {
   /** Starts after the events already in the store: watchers replay those from the store. */
   startAt(sequence: number): void {
     this.last = sequence;
+    this.following = true;
   }
 
   get lastPublished(): number {
@@ -44,7 +47,7 @@ export class EventFeed {
    * holds and nothing is skipped.
    */
   committed(events: readonly EventRecord[]): void {
-    if (events.length === 0) return;
+    if (events.length === 0 || !this.following) return;
     if (!this.pumping && events[0]!.sequence === this.last + 1) {
       for (const e of events) this.publish(e);
       return;

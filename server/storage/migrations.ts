@@ -283,6 +283,29 @@ export const MIGRATIONS: readonly Migration[] = [
         renewed_at BIGINT NOT NULL
       );`,
   },
+  {
+    version: 5,
+    description: "the gateway's API tokens",
+    // Only the SHA-256 of a token is kept. In the same schema as the rest, so that gateways on one
+    // PostgreSQL share their tokens (a token works through any of them, a revocation at once
+    // everywhere); a gateway's own SQLite file carries the other tables empty.
+    sqlite: `
+      CREATE TABLE api_tokens (
+        hash       TEXT PRIMARY KEY,
+        tenant     TEXT NOT NULL,
+        name       TEXT NOT NULL UNIQUE,
+        role       TEXT NOT NULL CHECK (role IN ('customer', 'admin')),
+        created_at INTEGER NOT NULL
+      );`,
+    postgres: `
+      CREATE TABLE api_tokens (
+        hash       TEXT PRIMARY KEY,
+        tenant     TEXT NOT NULL,
+        name       TEXT NOT NULL UNIQUE,
+        role       TEXT NOT NULL CHECK (role IN ('customer', 'admin')),
+        created_at BIGINT NOT NULL
+      );`,
+  },
 ];
 
 export function migrationText(m: Migration, dialect: Dialect): string {

@@ -127,3 +127,12 @@ export interface RevokedCertificate {
   /** The revocation revision that revoked it. */
   revision: number;
 }
+
+/** A Customer API token: its hash (never the token), whom it acts for, and when it was made. */
+export interface ApiTokenRecord {
+  hash: string;
+  tenant: string;
+  name: string;
+  role: string;
+  createdAt: number;
+}

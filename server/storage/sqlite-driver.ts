@@ -10,6 +10,7 @@
  * prepared once per text and reused.
  */
 import Database from 'better-sqlite3';
+import { chmodSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Driver, DriverTransaction } from './driver';
 import { positional, type Sql } from './sql';
@@ -77,6 +78,9 @@ class SqliteConnection {
 
   constructor(path: string) {
     this.db = new Database(path);
+    // The file holds the sealed CA key, certificates, token hashes: its owner's alone (SQLite gives
+    // the -wal and -shm files the same mode).
+    if (path !== ':memory:' && !path.startsWith('file:')) chmodSync(path, 0o600);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');

@@ -26,6 +26,11 @@ export interface OpenOptions {
   /** Names this process to the database (PostgreSQL application_name): podium:<processName>. */
   processName?: string;
   now?: () => number;
+  /**
+   * Follow the event log (default true): publish other processes' commits on `feed`. A process
+   * that never watches events (the gateway, the CLI) says false and keeps no timer or listener.
+   */
+  followEvents?: boolean;
 }
 
 export interface TransactionOptions {
@@ -64,6 +69,7 @@ export class Storage {
       throw err;
     }
     const storage = new Storage(driver, opts.now ?? Date.now);
+    if (opts.followEvents === false) return storage;
     storage.feed.startAt(await storage.read((r) => r.events.maxSequence()));
     if (driver.dialect === 'postgres') {
       storage.stopListening = await driver.listen(EVENTS_CHANNEL, () => void storage.feed.pump().catch(() => undefined));

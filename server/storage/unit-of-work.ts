@@ -1,3 +1,4 @@
+import { ApiTokenRepository } from './api-token-repository';
 import { AuthorityRepository } from './authority-repository';
 import { CertificateRepository } from './certificate-repository';
 import type { DriverTransaction } from './driver';
@@ -24,6 +25,7 @@ export class Repositories {
   readonly joinTokens: JoinTokenRepository;
   readonly certificates: CertificateRepository;
   readonly authority: AuthorityRepository;
+  readonly apiTokens: ApiTokenRepository;
 
   constructor(
     protected readonly sql: Sql,
@@ -40,6 +42,7 @@ export class Repositories {
     this.joinTokens = new JoinTokenRepository(sql);
     this.certificates = new CertificateRepository(sql);
     this.authority = new AuthorityRepository(sql);
+    this.apiTokens = new ApiTokenRepository(sql);
   }
 }
 

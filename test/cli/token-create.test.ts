@@ -27,7 +27,7 @@ async function podium(...args: string[]): Promise<{ code: number; stdout: string
   }
 }
 
-describe('cli: podium token create', function () {
+describe('cli: podium token create, list and revoke', function () {
   this.timeout(30_000);
   let dir: string;
   let db: string;
@@ -46,11 +46,11 @@ describe('cli: podium token create', function () {
     assert.match(r.stderr, /--tenant/);
     assert.ok(r.stderr.includes(TENANT_NAME_RULE), r.stderr);
     if (existsSync(db)) {
-      const store = TokenStore.open(db);
+      const store = await TokenStore.open(db);
       try {
-        assert.deepEqual(store.list(), []);
+        assert.deepEqual(await store.list(), []);
       } finally {
-        store.close();
+        await store.close();
       }
     }
   });
@@ -81,6 +81,39 @@ describe('cli: podium token create', function () {
       res = await gw.request(admin.stdout.trim(), '/v1/hosts');
       assert.equal(res.status, 200, await res.clone().text());
       assert.deepEqual(await res.json(), { hosts: [] });
+    } finally {
+      await gw.close();
+      await h.close();
+    }
+  });
+
+  it('lists tokens without their secrets, and a revoked token is refused by a running gateway at its next request', async () => {
+    const made = await podium('token', 'create', '--token-db', db, '--tenant', 'acme', '--name', 'ci');
+    assert.equal(made.code, 0, made.stderr);
+    const token = made.stdout.trim();
+    assert.equal((await podium('token', 'create', '--token-db', db, '--tenant', 'acme', '--name', 'ops', '--admin')).code, 0);
+
+    const listed = await podium('token', 'list', '--token-db', db);
+    assert.equal(listed.code, 0, listed.stderr);
+    const rows = listed.stdout.trim().split('\n').map((l) => l.split('\t'));
+    assert.deepEqual(rows.map((r) => r.slice(0, 3)), [['ci', 'acme', 'customer'], ['ops', 'acme', 'admin']]);
+    for (const r of rows) assert.ok(!Number.isNaN(Date.parse(r[3]!)), `a creation time: ${r[3]}`);
+    assert.ok(!listed.stdout.includes(token) && !listed.stdout.includes('pdm_'), 'no secret is printed');
+
+    const h = await startPodApiHarness();
+    const gw = await startGatewayHarness(h, { tokenDbPath: db }).catch(async (err) => {
+      await h.close();
+      throw err;
+    });
+    try {
+      assert.equal((await gw.request(token, '/v1/environments')).status, 200);
+      const revoked = await podium('token', 'revoke', '--token-db', db, '--name', 'ci');
+      assert.equal(revoked.code, 0, revoked.stderr);
+      assert.equal((await gw.request(token, '/v1/environments')).status, 401, 'refused once revoked, with no restart');
+      const again = await podium('token', 'revoke', '--token-db', db, '--name', 'ci');
+      assert.notEqual(again.code, 0);
+      assert.match(again.stderr, /no API token is named "ci"/);
+      assert.deepEqual((await podium('token', 'list', '--token-db', db)).stdout.trim().split('\t').slice(0, 1), ['ops']);
     } finally {
       await gw.close();
       await h.close();

@@ -27,12 +27,12 @@ describe('gateway authenticate', () => {
     dir = mkdtempSync(join(tmpdir(), 'podium-authenticate-'));
   });
 
-  afterEach(() => {
-    store?.close();
+  afterEach(async () => {
+    await store?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses a token stored before the tenant rule for a tenant the Pod API would refuse, naming the rule', () => {
+  it('refuses a token stored before the tenant rule for a tenant the Pod API would refuse, naming the rule', async () => {
     const path = join(dir, 'tokens.db');
     const legacy = `pdm_${'A'.repeat(43)}`;
     const db = new Database(path);
@@ -40,9 +40,9 @@ describe('gateway authenticate', () => {
     db.prepare('INSERT INTO api_tokens VALUES (?, ?, ?, ?)').run(createHash('sha256').update(legacy).digest('hex'), 'Acme Corp', 'old', new Date().toISOString());
     db.close();
 
-    store = TokenStore.open(path);
-    assert.throws(
-      () => authenticate(`Bearer ${legacy}`, store),
+    store = await TokenStore.open(path);
+    await assert.rejects(
+      authenticate(`Bearer ${legacy}`, store),
       (err: unknown) =>
         err instanceof GatewayError &&
         err.code === status.UNAUTHENTICATED &&
@@ -50,7 +50,7 @@ describe('gateway authenticate', () => {
         !err.message.includes(legacy) &&
         /create a new token/.test(err.message),
     );
-    const fresh = store.create('acme', 'new');
-    assert.equal(authenticate(`Bearer ${fresh}`, store).tenant, 'acme');
+    const fresh = await store.create('acme', 'new');
+    assert.equal((await authenticate(`Bearer ${fresh}`, store)).tenant, 'acme');
   });
 });

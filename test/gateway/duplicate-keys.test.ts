@@ -75,7 +75,7 @@ describe('gateway: duplicate JSON keys', () => {
     before(async () => {
       h = await startPodApiHarness();
       gw = await startGatewayHarness(h);
-      token = gw.gateway.tokens.create('acme', 'ci');
+      token = await gw.gateway.tokens.create('acme', 'ci');
       await call(h.operator, 'createEnvironment', { environment: { name: 'base' } }, as('acme'));
     });
 

@@ -37,8 +37,8 @@ describe('gateway: the fleet is the operators\' view', function () {
       return res.hosts.filter((x) => x.state === 1).length === 2;
     });
     gw = await startGatewayHarness(h);
-    customer = gw.gateway.tokens.create('acme', 'acme-ci');
-    admin = gw.gateway.tokens.create('default', 'ops', 'admin');
+    customer = await gw.gateway.tokens.create('acme', 'acme-ci');
+    admin = await gw.gateway.tokens.create('default', 'ops', 'admin');
   });
 
   after(async () => {

@@ -65,7 +65,7 @@ describe('gateway', function () {
       tokenDbPath: join(dir, 'tokens.db'),
       logger: pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) }),
     });
-    token = gateway.tokens.create('acme', 'ci');
+    token = await gateway.tokens.create('acme', 'ci');
   });
 
   after(async function () {
@@ -347,11 +347,11 @@ describe('gateway', function () {
     });
 
     it('passes each token’s own tenant, and a revoked token stops working at once', async () => {
-      const other = gateway.tokens.create('globex', 'globex-ci');
+      const other = await gateway.tokens.create('globex', 'globex-ci');
       const res = await fetch(`${gateway.url}/v1/hosts`, { headers: { authorization: `Bearer ${other}` } });
       assert.equal(res.status, 200);
       assert.equal(fake.callsOf('listHosts')[0].tenant, 'globex');
-      assert.equal(gateway.tokens.revoke('globex-ci'), true);
+      assert.equal(await gateway.tokens.revoke('globex-ci'), true);
       const after = await fetch(`${gateway.url}/v1/hosts`, { headers: { authorization: `Bearer ${other}` } });
       assert.equal(after.status, 401);
     });

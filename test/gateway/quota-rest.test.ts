@@ -20,7 +20,7 @@ describe('gateway: quotas over REST', function () {
   before(async () => {
     h = await startPodApiHarness({ defaultQuota: { cpuMillis: 1000, memoryMib: 1024, instances: 3 } });
     gw = await startGatewayHarness(h);
-    token = gw.gateway.tokens.create('acme', 'acme-ci');
+    token = await gw.gateway.tokens.create('acme', 'acme-ci');
     assert.equal((await gw.request(token, '/v1/environments', post({ name: 'prod' }))).status, 200);
   });
 

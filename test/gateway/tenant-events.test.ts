@@ -84,9 +84,9 @@ describe('gateway: WatchEvents shows a tenant only its own events', function () 
   });
 
   it('keeps globex\'s events and the fleet\'s out of acme\'s stream, replayed and live, through every door', async () => {
-    const acme = gw.gateway.tokens.create('acme', 'acme-ci');
-    const acmeAdmin = gw.gateway.tokens.create('acme', 'acme-ops', 'admin');
-    const globex = gw.gateway.tokens.create('globex', 'globex-ci');
+    const acme = await gw.gateway.tokens.create('acme', 'acme-ci');
+    const acmeAdmin = await gw.gateway.tokens.create('acme', 'acme-ops', 'admin');
+    const globex = await gw.gateway.tokens.create('globex', 'globex-ci');
     const post = async (token: string, path: string, body: unknown): Promise<void> => {
       const res = await gw.request(token, path, { method: 'POST', body: JSON.stringify(body) });
       assert.equal(res.status, 200, `${path}: ${await res.text()}`);

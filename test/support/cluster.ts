@@ -113,10 +113,10 @@ export class Cluster {
     await issueClientCertificate(this.serverDir, 'podium.local', 'operator', 'admin', this.certsDir, 3600);
     await issueClientCertificate(this.serverDir, 'podium.local', 'gateway', 'gw', join(this.dir, 'gateway'), 3600);
     for (const h of this.hosts) this.joinTokens.set(h, await createStoredJoinToken(this.serverDir, 'podium.local', 'agent', 3600_000, { hostId: h }));
-    const tokens = TokenStore.open(join(this.dir, 'gateway', 'tokens.db'));
-    this.token = tokens.create('acme', 'e2e');
-    this.adminToken = tokens.create('default', 'e2e-admin', 'admin');
-    tokens.close();
+    const tokens = await TokenStore.open(join(this.dir, 'gateway', 'tokens.db'));
+    this.token = await tokens.create('acme', 'e2e');
+    this.adminToken = await tokens.create('default', 'e2e-admin', 'admin');
+    await tokens.close();
     this.startServer();
     await poll('the Pod API', () => this.health(), 30_000);
     this.spawn('gateway', process.execPath, [
