@@ -16,8 +16,9 @@ import { AppArmorMode, InstanceState } from '../gen/podium/v1/resources';
 import { authorize, type CaTrust } from './auth';
 import { PodiumError, toServiceError } from './errors';
 import type { HostLiveness } from './host-liveness';
+import { GroupCommit } from './group-commit';
 import { fenced, type LeaderEpoch } from './leader-fence';
-import type { InstanceStateName, Storage } from './storage';
+import type { InstanceStateName, Storage, UnitOfWork } from './storage';
 
 export interface AgentSession {
   readonly hostId: string;
@@ -40,9 +41,27 @@ const REPORTED_STATES: Partial<Record<InstanceState, InstanceStateName>> = {
   [InstanceState.INSTANCE_STATE_FAILED]: 'failed',
 };
 
+type StatusOutcome = 'not-ours' | 'unchanged' | 'updated';
+
+interface ReportedStatus {
+  hostId: string;
+  state: InstanceStateName;
+  status: InstanceStatus;
+  now: number;
+}
+
 export class AgentSessions {
   private readonly sessions = new Map<string, AgentSession>();
   auction: AuctionInbox | null = null;
+  /** Status reports of every session, committed together while a commit is under way. */
+  private readonly statusWrites = new GroupCommit<ReportedStatus, StatusOutcome>((batch) =>
+    this.storage.transaction(async (u) => {
+      await fenced(u, this.leader);
+      const out: StatusOutcome[] = [];
+      for (const r of batch) out.push(await recordStatus(u, r));
+      return out;
+    }),
+  );
 
   constructor(
     private readonly storage: Storage,
@@ -93,9 +112,8 @@ export class AgentSessions {
 
     // A session's messages are handled in order: everything waits for hello's unit of work to
     // commit (the host is reconciled before it can take part in a round, and a heartbeat never
-    // finds it not yet up), and status reports are applied one after another.
+    // finds it not yet up), and status reports are committed in the order they came.
     let helloDone: Promise<void> | null = null;
-    let statuses: Promise<void> = Promise.resolve();
     call.on('data', (msg: AgentMessage) => {
       const kind = msg.kind;
       if (!kind) return;
@@ -129,10 +147,9 @@ export class AgentSessions {
       }
       if (!helloDone) return fail(new PodiumError(status.FAILED_PRECONDITION, 'the first message must be hello'));
       if (kind.$case === 'instanceStatus') {
-        statuses = statuses
-          .then(() => helloDone)
-          .then(() => (session ? this.instanceStatus(hostId, kind.instanceStatus, send, log) : undefined))
-          .catch(fail);
+        // Submitted in the order they came, without waiting for the previous one to commit: the
+        // group commit keeps the order, and a burst of reports shares one commit.
+        void helloDone.then(() => (session ? this.instanceStatus(hostId, kind.instanceStatus, send, log) : undefined)).catch(fail);
         return;
       }
       void helloDone.then(() => {
@@ -225,17 +242,7 @@ export class AgentSessions {
   private async instanceStatus(hostId: string, s: InstanceStatus, send: (m: ServerMessage) => void, log: Logger): Promise<void> {
     const state = REPORTED_STATES[s.state];
     if (!state) throw new PodiumError(status.INVALID_ARGUMENT, `instance_status.state: ${InstanceState[s.state] ?? s.state} cannot be reported`);
-    const now = this.opts.now();
-    const outcome = await this.storage.transaction(async (u) => {
-      await fenced(u, this.leader);
-      const inst = await u.instances.get(s.instanceId);
-      // Not this host's to run (deleted, or placed elsewhere after this host was down): remove it.
-      if (!inst || inst.host !== hostId) return 'not-ours' as const;
-      if (inst.state === state && inst.containerId === s.containerId && inst.message === s.message) return 'unchanged' as const;
-      if (!(await u.instances.updateStatus(inst.id, hostId, state, s.containerId, s.message, now))) return 'unchanged' as const;
-      u.emit({ tenant: inst.tenant, type: `instance.${state}`, environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: s.message, time: now });
-      return 'updated' as const;
-    });
+    const outcome = await this.statusWrites.submit({ hostId, state, status: s, now: this.opts.now() });
     if (outcome === 'not-ours') {
       send({ kind: { $case: 'stopInstance', stopInstance: { instanceId: s.instanceId } } });
       return;
@@ -250,4 +257,16 @@ export class AgentSessions {
     }
     log.info({ instance: s.instanceId, state, container: s.containerId, message: s.message }, 'instance status');
   }
+}
+
+/** One status report into the store, in the batch's unit of work. */
+async function recordStatus(u: UnitOfWork, r: ReportedStatus): Promise<StatusOutcome> {
+  const { hostId, state, status: s, now } = r;
+  const inst = await u.instances.get(s.instanceId);
+  // Not this host's to run (deleted, or placed elsewhere after this host was down): remove it.
+  if (!inst || inst.host !== hostId) return 'not-ours';
+  if (inst.state === state && inst.containerId === s.containerId && inst.message === s.message) return 'unchanged';
+  if (!(await u.instances.updateStatus(inst.id, hostId, state, s.containerId, s.message, now))) return 'unchanged';
+  u.emit({ tenant: inst.tenant, type: `instance.${state}`, environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: s.message, time: now });
+  return 'updated';
 }
