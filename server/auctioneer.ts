@@ -176,6 +176,8 @@ export class Auctioneer implements AuctionInbox {
 
   private async oneRound(): Promise<void> {
     const started = this.opts.now();
+    // Before anything of the fleet is read: a change from here on un-parks what this round parks.
+    const fleetAsOf = this.parking.fleetEpoch;
     const queued = await this.storage.read((r) => r.instances.listPending());
     this.parking.retain(new Set(queued.map((i) => i.id)));
     const eligible = queued.filter((i) => this.parking.eligible(i.id, started));
@@ -282,7 +284,7 @@ export class Auctioneer implements AuctionInbox {
       }
       return out;
     });
-    for (const [lotId, why] of explanations) this.parking.park(lotId, why, now, this.opts.retryParkedMs);
+    for (const [lotId, why] of explanations) this.parking.park(lotId, why, now, this.opts.retryParkedMs, fleetAsOf);
     for (const a of sent) {
       const timer = setTimeout(() => {
         this.awaitingReply.delete(a.lotId);

@@ -25,8 +25,22 @@ export class LotParking {
     this.epoch++;
   }
 
-  /** Parks a pending lot after a round, by what its explanation says. */
-  park(lotId: string, why: Explanation, now: number, retryMs: number): void {
+  /** The fleet as of now: what a round notes before it reads the fleet, to park by (`asOf`). */
+  get fleetEpoch(): number {
+    return this.epoch;
+  }
+
+  /**
+   * Parks a pending lot after a round, by what its explanation says. `asOf` is the fleetEpoch the
+   * round noted before it read the fleet: after a change that came while the round ran (a host
+   * back during the bids) the lot is not parked, since its explanation was made without it.
+   */
+  park(lotId: string, why: Explanation, now: number, retryMs: number, asOf: number): void {
+    if (asOf < this.epoch) {
+      // Either kind of reason may be out of date: a host that came back was not even called.
+      this.parked.delete(lotId);
+      return;
+    }
     const agentOnly = (why.byAgents ?? 0) > 0;
     this.parked.set(lotId, agentOnly ? { until: now + retryMs } : { epoch: this.epoch });
   }

@@ -67,7 +67,7 @@ describe('auction: takeFairBatch', () => {
 describe('auction: LotParking', () => {
   it('parks a lot the rules excluded everywhere until the fleet changes', () => {
     const p = new LotParking();
-    p.park('l', explanation(3, { memory: 3 }), 1000, 500);
+    p.park('l', explanation(3, { memory: 3 }), 1000, 500, p.fleetEpoch);
     assert.equal(p.eligible('l', 10_000), false, 'time alone does not bring it back');
     p.fleetChanged();
     assert.equal(p.eligible('l', 1000), true);
@@ -75,20 +75,32 @@ describe('auction: LotParking', () => {
 
   it('parks a lot that some host kept out by its own answer until a retry time', () => {
     const p = new LotParking();
-    p.park('img', explanation(3, { image: 1, memory: 2 }, 1), 1000, 500);
-    p.park('nobid', explanation(3, { 'no-bid': 3 }, 3), 1000, 500);
+    p.park('img', explanation(3, { image: 1, memory: 2 }, 1), 1000, 500, p.fleetEpoch);
+    p.park('nobid', explanation(3, { 'no-bid': 3 }, 3), 1000, 500, p.fleetEpoch);
     // An agent's "ha" (it still holds a replica it is about to remove) is its word, not the rule's.
-    p.park('declined-ha', explanation(3, { ha: 3 }, 1), 1000, 500);
+    p.park('declined-ha', explanation(3, { ha: 3 }, 1), 1000, 500, p.fleetEpoch);
     assert.equal(p.eligible('declined-ha', 1500), true);
     assert.equal(p.eligible('img', 1499), false);
     assert.equal(p.eligible('img', 1500), true);
     assert.equal(p.eligible('nobid', 1500), true);
   });
 
+  it('leaves a lot eligible when the fleet changed while the round that parks it ran', () => {
+    const p = new LotParking();
+    const asOf = p.fleetEpoch; // the round reads the fleet: every host down
+    p.fleetChanged(); // a host comes back while the bids are out
+    p.park('l', explanation(3, { down: 3 }), 1000, 500, asOf);
+    p.park('nobid', explanation(3, { down: 2, 'no-bid': 1 }, 1), 1000, 500, asOf);
+    assert.equal(p.eligible('l', 1000), true, 'the next round sees the host that came back');
+    assert.equal(p.eligible('nobid', 1000), true, 'and calls it, rather than waiting for the retry time');
+    p.park('l', explanation(3, { down: 3 }), 1000, 500, p.fleetEpoch);
+    assert.equal(p.eligible('l', 1000), false);
+  });
+
   it('forgets lots that are no longer pending', () => {
     const p = new LotParking();
-    p.park('a', explanation(1, { cpu: 1 }), 0, 1);
-    p.park('b', explanation(1, { cpu: 1 }), 0, 1);
+    p.park('a', explanation(1, { cpu: 1 }), 0, 1, p.fleetEpoch);
+    p.park('b', explanation(1, { cpu: 1 }), 0, 1, p.fleetEpoch);
     p.retain(new Set(['b']));
     assert.equal(p.size, 1);
     assert.equal(p.eligible('a', 0), true);
