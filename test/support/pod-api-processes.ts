@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
@@ -13,6 +14,17 @@ import { createStoredJoinToken, issueClientCertificate, type JoinTokenOptions } 
 import { freePort } from './cluster';
 import { freshDatabase, type TestDatabase } from './databases';
 import { poll } from './poll';
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
 
 const BIN = join(__dirname, '..', '..', '..', 'bin', 'podium');
 const TD = 'podium.local';
@@ -56,6 +68,8 @@ export class PodApiProcesses {
     await issueClientCertificate(at, TD, 'operator', 'admin', join(this.dir, 'operator'), 3600);
     for (const m of this.members) this.startMember(m);
     await poll('a leader', async () => (await this.leader()) !== undefined, 30_000);
+    // A leader may be up before the other process listens: agents join at any member.
+    for (const m of this.members) await poll(`${m.name} listening`, () => accepts(m.port), 30_000, 50);
   }
 
   /** Starts (or restarts) one process; it comes up as a standby when another leads. */
