@@ -364,7 +364,19 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       .catch((err) => log.error({ err: (err as Error).message }, 'orchestrator tick failed'))
       .finally(() => (ticking = false));
   };
-  const timer = setInterval(tick, config.orchestratorIntervalMs);
+  // The timer measures its own lateness: much later than its interval, this process stalled, and
+  // the stall is credited to every host before the tick looks for silent ones.
+  let lastTimer = now();
+  const timer = setInterval(() => {
+    const at = now();
+    const late = at - lastTimer - config.orchestratorIntervalMs;
+    lastTimer = at;
+    if (late > config.orchestratorIntervalMs) {
+      liveness.creditStall(late, at);
+      log.warn({ stalledMs: late }, 'this process stalled; the time is credited to every host');
+    }
+    tick();
+  }, config.orchestratorIntervalMs);
   // Lots parked for a reason only agents know (an image being pulled, no answer) are tried again
   // after pendingRetryMs; those no host could take wait for the fleet to change (LotParking).
   const retry = setInterval(() => leader.epoch !== null && auctioneer.kick(), config.pendingRetryMs);

@@ -40,6 +40,39 @@ describe('liveness in memory', function () {
     }
   });
 
+  it('blames a stall of its own on nobody: a server that could not run for longer than the TTL marks no host down', async () => {
+    await d.fleet(3);
+    await d.createEnvironment('acme', 'prod');
+    await d.createService('acme', 'prod', { name: 'web', replicas: 3 });
+    await d.running('acme', 'prod', 'web', 3);
+    // The whole process stalls (a long GC, a blocked loop, a VM paused) for twice the TTL. When it
+    // runs again, its timers fire before it reads the heartbeats queued in its sockets.
+    const until = Date.now() + 2 * 3_000;
+    while (Date.now() < until) {
+      // busy: nothing else of this process runs
+    }
+    await new Promise((r) => setTimeout(r, 1_500)); // several orchestrator ticks and heartbeats after it
+    const types = (await h.server.storage.read((r) => r.events.list(null, '', 0))).map((e) => e.type);
+    assert.ok(!types.includes('host.down') && !types.includes('instance.lost'), types.join(','));
+    const hosts = (await call<object, ListHostsResponse>(h.operator, 'listHosts', {})).hosts;
+    assert.deepEqual(hosts.map((x) => x.state), [HostState.HOST_STATE_UP, HostState.HOST_STATE_UP, HostState.HOST_STATE_UP]);
+  });
+
+  it('still marks down a host that stays silent after such a stall, one TTL after the stall', async () => {
+    const [quiet] = await d.fleet(2);
+    const until = Date.now() + 2 * 3_000;
+    while (Date.now() < until) {
+      // busy
+    }
+    const stallEnded = Date.now();
+    quiet!.close();
+    const down = await poll('the silent host down', async () => {
+      const hosts = (await call<object, ListHostsResponse>(h.operator, 'listHosts', {})).hosts;
+      return hosts.find((x) => x.id === quiet!.hostId && x.state === HostState.HOST_STATE_DOWN) ? Date.now() : undefined;
+    }, 15_000, 50);
+    assert.ok(down - stallEnded < 3_000 + 2_000, `down ${down - stallEnded} ms after the stall`);
+  });
+
   it('after a restart, gives hosts that were up the restart grace, not one TTL, to come back', async () => {
     const graceful = await startPodApiHarness({ hostTtlMs: 1000, heartbeatIntervalMs: 300, restartGraceMs: 5000 });
     const gd = new PodApiDriver(graceful);
