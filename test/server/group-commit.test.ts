@@ -12,7 +12,7 @@ import { readRows } from '../support/databases';
 import { poll } from '../support/poll';
 
 describe('GroupCommit', () => {
-  it('commits the first write at once, and what came meanwhile together in the next unit, in order', async () => {
+  it('commits what came in one turn of the event loop together, and what came meanwhile in the next unit, in order', async () => {
     const units: number[][] = [];
     let release: () => void = () => undefined;
     const g = new GroupCommit<number, string>(async (items) => {
@@ -20,12 +20,14 @@ describe('GroupCommit', () => {
       if (units.length === 1) await new Promise<void>((r) => (release = r));
       return items.map((i) => `done ${i}`);
     });
-    const first = g.submit(0);
-    assert.deepEqual(units, [[0]], 'no wait for company');
-    const rest = [1, 2, 3, 4].map((i) => g.submit(i));
+    const first = [g.submit(0), g.submit(1)];
+    assert.deepEqual(units, [], 'not before the turn ends');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(units, [[0, 1]], 'what came in the same turn, at the end of that turn');
+    const rest = [2, 3, 4].map((i) => g.submit(i));
     release();
-    assert.deepEqual(await Promise.all([first, ...rest]), ['done 0', 'done 1', 'done 2', 'done 3', 'done 4']);
-    assert.deepEqual(units, [[0], [1, 2, 3, 4]]);
+    assert.deepEqual(await Promise.all([...first, ...rest]), ['done 0', 'done 1', 'done 2', 'done 3', 'done 4']);
+    assert.deepEqual(units, [[0, 1], [2, 3, 4]]);
   });
 
   it('keeps batches to the maximum, in submission order', async () => {
@@ -36,7 +38,7 @@ describe('GroupCommit', () => {
       return items;
     }, 2);
     await Promise.all([0, 1, 2, 3, 4].map((i) => g.submit(i)));
-    assert.deepEqual(units, [[0], [1, 2], [3, 4]]);
+    assert.deepEqual(units, [[0, 1], [2, 3], [4]]);
   });
 
   it('fails only the bad write of a failed batch: the others are tried alone and commit', async () => {
@@ -50,6 +52,7 @@ describe('GroupCommit', () => {
       return items;
     });
     const all = [0, 1, 2, 3].map((i) => g.submit(i).then((v) => `ok ${v}`, (e: Error) => e.message));
+    await new Promise((r) => setImmediate(r));
     release();
     assert.deepEqual(await Promise.all(all), ['ok 0', 'ok 1', '2 is bad', 'ok 3']);
     assert.deepEqual(committed, [0, 1, 3]);
