@@ -27,9 +27,10 @@ import type { HostLiveness } from './host-liveness';
 import { authorize, callerTenant, type CaTrust } from './auth';
 import { assertNoViolations, PodiumError, toServiceError } from './errors';
 import type { Orchestrator } from './orchestrator';
+import { GroupCommit } from './group-commit';
 import { assertWithinQuota, quotaHandlers } from './quota';
 import { revokeHostHandler } from './revoke-host';
-import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Storage } from './storage';
+import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Storage, UnitOfWork } from './storage';
 import { unary } from './unary-handler';
 import { nameViolation, validateEnvironmentName, validateService } from './validation';
 
@@ -137,6 +138,28 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
   const { storage } = deps;
   const serviceWithInstances = async (svc: ServiceRecord) =>
     serviceView(svc, await storage.read((r) => r.instances.listOfService(svc.tenant, svc.environment, svc.name)));
+  /** One service and its lots, in a unit of work it may share with other creates; false when the name is taken. */
+  const createOne = async (u: UnitOfWork, rec: ServiceRecord): Promise<boolean> => {
+    const { tenant, spec } = rec;
+    // The tenant's lock: two creates cannot both fit in the same headroom of its quota.
+    await u.lock(`quota:${tenant}`);
+    if (await u.services.get(tenant, rec.environment, rec.name)) return false;
+    await assertWithinQuota(u, tenant, spec, deps.defaultQuota);
+    if (!(await u.services.insert(rec))) return false;
+    u.emit({ tenant, type: 'service.created', environment: rec.environment, service: rec.name, message: `${spec.replicas} replicas of ${spec.image}` });
+    await deps.orchestrator.ensureReplicas(u, rec);
+    u.afterCommit(() => deps.kickAuction());
+    return true;
+  };
+  // Creates that arrive while one commits share the next commit (each commit is a disk sync);
+  // one refused by its quota is tried alone, so it fails only its own caller.
+  const creates = new GroupCommit<ServiceRecord, boolean>((batch) =>
+    storage.transaction(async (u) => {
+      const out: boolean[] = [];
+      for (const rec of batch) out.push(await createOne(u, rec));
+      return out;
+    }),
+  );
   return {
     ...quotaHandlers(deps),
 
@@ -166,17 +189,7 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
       await requireEnvironment(storage, tenant, req.environment);
       const { name, spec } = validateService(req.service);
       const rec: ServiceRecord = { tenant, environment: req.environment, name, spec, createdAt: Date.now() };
-      const created = await storage.transaction(async (u) => {
-        // The tenant's lock: two creates cannot both fit in the same headroom of its quota.
-        await u.lock(`quota:${tenant}`);
-        if (await u.services.get(tenant, rec.environment, name)) return false;
-        await assertWithinQuota(u, tenant, spec, deps.defaultQuota);
-        if (!(await u.services.insert(rec))) return false;
-        u.emit({ tenant, type: 'service.created', environment: rec.environment, service: name, message: `${spec.replicas} replicas of ${spec.image}` });
-        await deps.orchestrator.ensureReplicas(u, rec);
-        u.afterCommit(() => deps.kickAuction());
-        return true;
-      });
+      const created = await creates.submit(rec);
       if (!created) {
         throw new PodiumError(status.ALREADY_EXISTS, `service "${name}" already exists in environment "${req.environment}"`, [
           { field: 'name', description: 'already exists' },
