@@ -328,15 +328,7 @@ export class Auctioneer implements AuctionInbox {
   /** The fleet as the auction sees it: capacity from the agents, allocation from the store. */
   private async hostViews(): Promise<HostView[]> {
     const connected = this.sessions.connectedHosts();
-    const allocated = new Map<string, { cpuMillis: number; memoryMib: number; groups: Set<string> }>();
-    const [placed, hosts] = await this.storage.read(async (r) => [await r.instances.listPlaced(), await r.hosts.list()] as const);
-    for (const i of placed) {
-      const a = allocated.get(i.host!) ?? { cpuMillis: 0, memoryMib: 0, groups: new Set<string>() };
-      a.cpuMillis += i.resources.cpuMillis;
-      a.memoryMib += i.resources.memoryMib;
-      if (i.haGroup) a.groups.add(i.haGroup);
-      allocated.set(i.host!, a);
-    }
+    const [allocated, hosts] = await this.storage.read(async (r) => [await r.instances.allocationByHost(), await r.hosts.list()] as const);
     return hosts.map((h) => {
       const a = allocated.get(h.id);
       return {
@@ -348,7 +340,7 @@ export class Auctioneer implements AuctionInbox {
         allocated: { cpuMillis: a?.cpuMillis ?? 0, memoryMib: a?.memoryMib ?? 0 },
         alive: h.state === 'up' && connected.has(h.id),
         acceptsWork: h.apparmor === AppArmorMode.APP_ARMOR_MODE_ENFORCED || h.apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE,
-        haGroups: a?.groups ?? new Set<string>(),
+        haGroups: a?.haGroups ?? new Set<string>(),
       };
     });
   }

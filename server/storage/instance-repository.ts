@@ -77,6 +77,24 @@ export class InstanceRepository {
     return (await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE state IN ${PLACED}`)).map(fromRow);
   }
 
+  /**
+   * What is placed on each host: the resources its starting and running instances hold, and their
+   * HA groups. Summed by the database (the auction needs the totals, not the rows; mapping every
+   * placed row was a fifth of a busy Pod API's time).
+   */
+  async allocationByHost(): Promise<Map<string, { cpuMillis: number; memoryMib: number; haGroups: Set<string> }>> {
+    const out = new Map<string, { cpuMillis: number; memoryMib: number; haGroups: Set<string> }>();
+    const sums = await this.sql.all<{ host: string; cpu: number; mem: number }>(
+      `SELECT host, SUM(cpu_millis) AS cpu, SUM(memory_mib) AS mem FROM instances WHERE state IN ${PLACED} GROUP BY host`,
+    );
+    for (const r of sums) out.set(r.host, { cpuMillis: Number(r.cpu), memoryMib: Number(r.mem), haGroups: new Set() });
+    const groups = await this.sql.all<{ host: string; ha_group: string }>(
+      `SELECT DISTINCT host, ha_group FROM instances WHERE state IN ${PLACED} AND ha_group <> ''`,
+    );
+    for (const g of groups) out.get(g.host)?.haGroups.add(g.ha_group);
+    return out;
+  }
+
   /** Pending instances (lots), oldest first; the auctioneer takes its fair batch from them. */
   async listPending(): Promise<InstanceRecord[]> {
     return (await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE state = 'pending' ORDER BY created_at, id`)).map(fromRow);
