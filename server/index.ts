@@ -221,7 +221,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     leader,
     sessions,
     {
-      batchSize: 256,
+      batchSize: 1024,
       batchWindowMs: 5,
       bidDeadlineMs: config.bidDeadlineMs,
       awardTimeoutMs: config.awardTimeoutMs,
