@@ -1,0 +1,68 @@
+// bench:fleet — what holding a fleet costs one `podium server` process, with N simulated agents
+// (bench/sim) connected: its RSS per connected agent (RSS with the fleet minus RSS before it),
+// the CPU its heartbeats take on an idle fleet (10 s), and, after a SIGKILL and a restart on the
+// same state, how long until every agent has a session again and how many hosts were marked down
+// on the way. The baseline beside it: the same process with no agent (its idle CPU and RSS).
+// Prints one JSON object. Run: npm run bench:fleet -- [--agents 1000]
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { SimulatedFleet } from './sim/fleet';
+import { flag, round1 } from './sim/placements';
+import { ServerProcess } from './sim/server-process';
+import { poll } from '../test/support/poll';
+
+const AGENTS = flag('agents', 1000);
+const IDLE_MS = 10_000;
+
+async function cpuShare(server: ServerProcess): Promise<number> {
+  const c0 = server.cpuMs();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  return (server.cpuMs() - c0) / (performance.now() - t0);
+}
+
+async function main(): Promise<void> {
+  const server = new ServerProcess();
+  let fleet: SimulatedFleet | undefined;
+  try {
+    await server.start();
+    await new Promise((r) => setTimeout(r, 2000)); // settled after start
+    const idleCpu = await cpuShare(server);
+    const rssBefore = server.rssKib();
+    const t0 = performance.now();
+    fleet = await SimulatedFleet.start(server.address, await server.joinToken(AGENTS), { agents: AGENTS });
+    const joinedSeconds = (performance.now() - t0) / 1000;
+    await poll('every agent in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 120_000, 500);
+    const heartbeatCpu = await cpuShare(server);
+    const rssWith = server.rssKib();
+
+    const restartAt = performance.now();
+    await server.killAndRestart();
+    await poll('every agent back in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 600_000, 250);
+    const reconnectSeconds = (performance.now() - restartAt) / 1000;
+    const markedDown = await server.gauge('podium_hosts', 'state="down"');
+
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: 'fleet',
+        agents: AGENTS,
+        joinSeconds: round1(joinedSeconds),
+        rssPerAgentKib: round1((rssWith - rssBefore) / AGENTS),
+        rssKib: { without: rssBefore, with: rssWith },
+        heartbeatCpuShareOfCore: Math.round(heartbeatCpu * 1000) / 1000,
+        reconnectAfterKillSeconds: round1(reconnectSeconds),
+        hostsMarkedDown: markedDown,
+        baseline: { agents: 0, idleCpuShareOfCore: Math.round(idleCpu * 1000) / 1000, rssKib: rssBefore },
+        machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      })}\n`,
+    );
+  } finally {
+    await fleet?.stop();
+    await server.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

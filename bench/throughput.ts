@@ -1,0 +1,99 @@
+// bench:throughput — placements per second on one `podium server` process with N simulated
+// agents (bench/sim: real Join, real mTLS, the real AgentService protocol, no Docker): L
+// single-replica lots (services of 100 replicas), then L lots as 3-replica HA services, created
+// 32 at a time; from the first create to the last replica running (seen on WatchEvents).
+// Baseline beside it, on the same fleet and lots: the first-fit placer in memory (no network,
+// no database). Prints one JSON object per result.
+// Run: npm run bench:throughput -- [--agents 1000] [--lots 20000] [--database postgres://…]
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { HostView, LotView } from '../server/auction';
+import { firstFit } from './first-fit';
+import { SimulatedFleet } from './sim/fleet';
+import { createService, flag, inParallel, percentile, prepareTenant, round1, watchRunning } from './sim/placements';
+import { ServerProcess } from './sim/server-process';
+
+const AGENTS = flag('agents', 1000);
+const LOTS = flag('lots', 20_000);
+const CAPACITY = { cpuMillis: 16_000, memoryMib: 32_768 };
+const databaseIndex = process.argv.indexOf('--database');
+const DATABASE = databaseIndex > 0 ? process.argv[databaseIndex + 1]! : '';
+
+function firstFitLotsPerSecond(ha: boolean): number {
+  const hosts: HostView[] = Array.from({ length: AGENTS }, (_, i) => ({
+    id: `h${i}`, pod: 'default', provider: 'local', labels: {}, capacity: CAPACITY, allocated: { cpuMillis: 0, memoryMib: 0 },
+    alive: true, acceptsWork: true, haGroups: new Set<string>(),
+  }));
+  const lots: LotView[] = Array.from({ length: LOTS }, (_, i) => ({
+    id: `l${i}`, tenant: 'bench', environment: 'bench', service: `s${Math.floor(i / (ha ? 3 : 100))}`, haGroup: ha ? `g${Math.floor(i / 3)}` : '',
+    resources: { cpuMillis: 10, memoryMib: 16 }, image: 'img', constraints: {}, excludedHosts: new Set<string>(),
+  }));
+  const t0 = performance.now();
+  const placed = firstFit(hosts, lots);
+  return placed / ((performance.now() - t0) / 1000);
+}
+
+async function pass(server: ServerProcess, ha: boolean, prefix: string) {
+  const op = await server.operator();
+  const perService = ha ? 3 : 100;
+  const names = Array.from({ length: Math.floor(LOTS / perService) }, (_, i) => `${prefix}-${i}`);
+  const total = names.length * perService;
+  let running = 0;
+  let lastAt = 0;
+  let done: () => void = () => undefined;
+  const allRunning = new Promise<void>((r) => (done = r));
+  const stream = watchRunning(op, (service, at) => {
+    if (!service.startsWith(`${prefix}-`)) return;
+    running++;
+    lastAt = at;
+    if (running === total) done();
+  });
+  const t0 = performance.now();
+  const createMs: number[] = [];
+  await inParallel(names, 32, async (n) => {
+    const c0 = performance.now();
+    await createService(op, n, perService, ha);
+    createMs.push(performance.now() - c0);
+  });
+  const createdAt = performance.now();
+  const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 240_000).unref());
+  const outcome = await Promise.race([allRunning.then(() => 'ok' as const), timeout]);
+  stream.cancel();
+  const seconds = ((outcome === 'ok' ? lastAt : performance.now()) - t0) / 1000;
+  return {
+    bench: 'throughput',
+    kind: ha ? 'ha-3' : 'single',
+    agents: AGENTS,
+    lots: total,
+    database: DATABASE ? 'postgres' : 'sqlite',
+    placed: running,
+    complete: outcome === 'ok',
+    seconds: round1(seconds),
+    placementsPerSecond: round1(running / seconds),
+    createsSeconds: round1((createdAt - t0) / 1000),
+    createServiceMs: { p50: round1(percentile(createMs, 50)), p99: round1(percentile(createMs, 99)), inFlight: 32 },
+    baseline: { placer: 'first-fit, in memory', placementsPerSecond: Math.round(firstFitLotsPerSecond(ha)) },
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+  };
+}
+
+async function main(): Promise<void> {
+  const server = new ServerProcess(DATABASE ? ['--database', DATABASE] : []);
+  let fleet: SimulatedFleet | undefined;
+  try {
+    await server.start();
+    const op = await server.operator();
+    await prepareTenant(op, 4 * LOTS);
+    fleet = await SimulatedFleet.start(server.address, await server.joinToken(AGENTS), { agents: AGENTS, capacity: CAPACITY });
+    process.stdout.write(`${JSON.stringify(await pass(server, false, 'single'))}\n`);
+    process.stdout.write(`${JSON.stringify(await pass(server, true, 'ha'))}\n`);
+  } finally {
+    await fleet?.stop();
+    await server.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
