@@ -4,11 +4,9 @@
 // same state, how long until every agent has a session again and how many hosts were marked down
 // on the way. The baseline beside it: the same process with no agent (its idle CPU and RSS).
 // Prints one JSON object. Run: npm run bench:fleet -- [--agents 1000]
-import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { SimulatedFleet } from './sim/fleet';
-import { flag, round1 } from './sim/placements';
-import { ServerProcess } from './sim/server-process';
+import { flag, machine, round1, runMain, withServerAndFleet } from './sim/placements';
+import type { ServerProcess } from './sim/server-process';
 import { poll } from '../test/support/poll';
 
 const AGENTS = flag('agents', 1000);
@@ -22,28 +20,31 @@ async function cpuShare(server: ServerProcess): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const server = new ServerProcess();
-  let fleet: SimulatedFleet | undefined;
-  try {
-    await server.start();
-    await new Promise((r) => setTimeout(r, 2000)); // settled after start
-    const idleCpu = await cpuShare(server);
-    const rssBefore = server.rssKib();
-    const t0 = performance.now();
-    fleet = await SimulatedFleet.start(server.address, await server.joinToken(AGENTS), { agents: AGENTS });
-    const joinedSeconds = (performance.now() - t0) / 1000;
-    await poll('every agent in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 120_000, 500);
-    const heartbeatCpu = await cpuShare(server);
-    const rssWith = server.rssKib();
+  let idleCpu = 0;
+  let rssBefore = 0;
+  const t0 = { at: 0 };
+  const result = await withServerAndFleet(
+    {
+      agents: AGENTS,
+      before: async (server) => {
+        await new Promise((r) => setTimeout(r, 2000)); // settled after start
+        idleCpu = await cpuShare(server);
+        rssBefore = server.rssKib();
+        t0.at = performance.now();
+      },
+    },
+    async (server) => {
+      const joinedSeconds = (performance.now() - t0.at) / 1000;
+      await poll('every agent in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 120_000, 500);
+      const heartbeatCpu = await cpuShare(server);
+      const rssWith = server.rssKib();
 
-    const restartAt = performance.now();
-    await server.killAndRestart();
-    await poll('every agent back in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 600_000, 250);
-    const reconnectSeconds = (performance.now() - restartAt) / 1000;
-    const markedDown = await server.gauge('podium_hosts', 'state="down"');
-
-    process.stdout.write(
-      `${JSON.stringify({
+      const restartAt = performance.now();
+      await server.killAndRestart();
+      await poll('every agent back in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 600_000, 250);
+      const reconnectSeconds = (performance.now() - restartAt) / 1000;
+      const markedDown = await server.gauge('podium_hosts', 'state="down"');
+      return {
         bench: 'fleet',
         agents: AGENTS,
         joinSeconds: round1(joinedSeconds),
@@ -53,16 +54,11 @@ async function main(): Promise<void> {
         reconnectAfterKillSeconds: round1(reconnectSeconds),
         hostsMarkedDown: markedDown,
         baseline: { agents: 0, idleCpuShareOfCore: Math.round(idleCpu * 1000) / 1000, rssKib: rssBefore },
-        machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
-      })}\n`,
-    );
-  } finally {
-    await fleet?.stop();
-    await server.stop();
-  }
+        machine: machine(),
+      };
+    },
+  );
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack ?? err}\n`);
-  process.exit(1);
-});
+runMain(main);

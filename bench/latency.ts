@@ -3,23 +3,15 @@
 // replica running (seen on WatchEvents), and CreateService itself. Beside it, the baseline: the
 // same on a fleet of 3 agents, where sampling has nothing to leave out.
 // Prints one JSON object per fleet size. Run: npm run bench:latency -- [--agents 1000] [--services 100]
-import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { SimulatedFleet } from './sim/fleet';
-import { createService, flag, percentile, prepareTenant, round1, watchRunning } from './sim/placements';
-import { ServerProcess } from './sim/server-process';
+import { createService, flag, machine, percentile, prepareTenant, round1, runMain, watchRunning, withServerAndFleet } from './sim/placements';
 
 const AGENTS = flag('agents', 1000);
 const SERVICES = flag('services', 100);
 
-async function measure(agents: number) {
-  const server = new ServerProcess();
-  let fleet: SimulatedFleet | undefined;
-  try {
-    await server.start();
+function measure(agents: number) {
+  return withServerAndFleet({ agents, before: async (server) => prepareTenant(await server.operator(), 3 * (SERVICES + 10)) }, async (server) => {
     const op = await server.operator();
-    await prepareTenant(op, 3 * (SERVICES + 10));
-    fleet = await SimulatedFleet.start(server.address, await server.joinToken(agents), { agents });
     const running = new Map<string, { n: number; at: number }>();
     const waiters = new Map<string, () => void>();
     const stream = watchRunning(op, (service, at) => {
@@ -49,12 +41,9 @@ async function measure(agents: number) {
       services: SERVICES,
       createReturnedToRunningMs: { p50: round1(percentile(toRunning, 50)), p99: round1(percentile(toRunning, 99)), max: round1(Math.max(...toRunning)) },
       createServiceMs: { p50: round1(percentile(create, 50)), p99: round1(percentile(create, 99)) },
-      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      machine: machine(),
     };
-  } finally {
-    await fleet?.stop();
-    await server.stop();
-  }
+  });
 }
 
 async function main(): Promise<void> {
@@ -63,7 +52,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ ...fleet, baseline: { agents: 3, createReturnedToRunningMs: baseline.createReturnedToRunningMs, createServiceMs: baseline.createServiceMs } })}\n`);
 }
 
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack ?? err}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -5,13 +5,11 @@
 // Baseline beside it, on the same fleet and lots: the first-fit placer in memory (no network,
 // no database). Prints one JSON object per result.
 // Run: npm run bench:throughput -- [--agents 1000] [--lots 20000] [--database postgres://…]
-import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { HostView, LotView } from '../server/auction';
 import { firstFit } from './first-fit';
-import { SimulatedFleet } from './sim/fleet';
-import { createService, flag, inParallel, percentile, prepareTenant, round1, watchRunning } from './sim/placements';
-import { ServerProcess } from './sim/server-process';
+import { createService, flag, inParallel, machine, percentile, prepareTenant, round1, runMain, watchRunning, withServerAndFleet } from './sim/placements';
+import type { ServerProcess } from './sim/server-process';
 
 const AGENTS = flag('agents', 1000);
 const LOTS = flag('lots', 20_000);
@@ -73,27 +71,16 @@ async function pass(server: ServerProcess, ha: boolean, prefix: string) {
     createsSeconds: round1((createdAt - t0) / 1000),
     createServiceMs: { p50: round1(percentile(createMs, 50)), p99: round1(percentile(createMs, 99)), inFlight: 32 },
     baseline: { placer: 'first-fit, in memory', placementsPerSecond: Math.round(firstFitLotsPerSecond(ha)) },
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+    machine: machine(),
   };
 }
 
-async function main(): Promise<void> {
-  const server = new ServerProcess(DATABASE ? ['--database', DATABASE] : []);
-  let fleet: SimulatedFleet | undefined;
-  try {
-    await server.start();
-    const op = await server.operator();
-    await prepareTenant(op, 4 * LOTS);
-    fleet = await SimulatedFleet.start(server.address, await server.joinToken(AGENTS), { agents: AGENTS, capacity: CAPACITY });
-    process.stdout.write(`${JSON.stringify(await pass(server, false, 'single'))}\n`);
-    process.stdout.write(`${JSON.stringify(await pass(server, true, 'ha'))}\n`);
-  } finally {
-    await fleet?.stop();
-    await server.stop();
-  }
-}
-
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack ?? err}\n`);
-  process.exit(1);
-});
+runMain(() =>
+  withServerAndFleet(
+    { agents: AGENTS, capacity: CAPACITY, flags: DATABASE ? ['--database', DATABASE] : [], before: async (server) => prepareTenant(await server.operator(), 4 * LOTS) },
+    async (server) => {
+      process.stdout.write(`${JSON.stringify(await pass(server, false, 'single'))}\n`);
+      process.stdout.write(`${JSON.stringify(await pass(server, true, 'ha'))}\n`);
+    },
+  ),
+);

@@ -1,8 +1,11 @@
 // Creating services through the Pod API and watching their replicas come up, for the benches.
+import os from 'node:os';
 import { Metadata } from '@grpc/grpc-js';
 import type { PodApiClient } from '../../gen/podium/v1/pod_api';
 import { Quota, Service, type Event } from '../../gen/podium/v1/resources';
 import { as, call } from '../../test/support/pod-api-harness';
+import { SimulatedFleet } from './fleet';
+import { ServerProcess } from './server-process';
 
 export const TENANT = 'bench';
 export const ENVIRONMENT = 'bench';
@@ -56,3 +59,35 @@ export function flag(name: string, fallback: number): number {
 }
 
 export const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+/** The machine, for a bench's JSON. */
+export const machine = () => ({ cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version });
+
+/**
+ * A `podium server` process and a fleet of `agents` simulated agents joined to it, for `work`;
+ * both stopped afterwards, whatever happens.
+ */
+export async function withServerAndFleet<T>(
+  o: { agents: number; flags?: readonly string[]; capacity?: { cpuMillis: number; memoryMib: number }; before?: (server: ServerProcess) => Promise<void> },
+  work: (server: ServerProcess, fleet: SimulatedFleet) => Promise<T>,
+): Promise<T> {
+  const server = new ServerProcess(o.flags);
+  let fleet: SimulatedFleet | undefined;
+  try {
+    await server.start();
+    await o.before?.(server);
+    fleet = await SimulatedFleet.start(server.address, await server.joinToken(Math.max(1, o.agents)), { agents: o.agents, capacity: o.capacity });
+    return await work(server, fleet);
+  } finally {
+    await fleet?.stop();
+    await server.stop();
+  }
+}
+
+/** Runs a bench's main: its error on stderr and exit code 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err) => {
+    process.stderr.write(`${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  });
+}

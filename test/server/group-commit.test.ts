@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { InstanceState } from '../../gen/podium/v1/resources';
 import { GroupCommit } from '../../server/group-commit';
-import { PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
+import { podApiPerTest } from '../support/pod-api-harness';
 import { readRows } from '../support/databases';
 import { poll } from '../support/poll';
 
@@ -61,37 +61,26 @@ describe('GroupCommit', () => {
 
 describe('status reports of a busy host, group-committed', function () {
   this.timeout(60_000);
-  let h: PodApiHarness;
-  let d: PodApiDriver;
-
-  beforeEach(async () => {
-    h = await startPodApiHarness();
-    d = new PodApiDriver(h);
-  });
-
-  afterEach(async () => {
-    for (const a of d.agents) a.close();
-    await h.close();
-  });
+  const pod = podApiPerTest();
 
   it("applies each host's reports in the order it sent them, even when they share a commit", async () => {
-    const [agent] = await d.fleet(1, { capacity: { cpuMillis: 64_000, memoryMib: 64 * 1024 } });
-    await d.createEnvironment('acme', 'prod');
-    await d.createService('acme', 'prod', { name: 'web', replicas: 20, resources: { cpuMillis: 10, memoryMib: 16 } });
-    const svc = await d.running('acme', 'prod', 'web', 20);
+    const [agent] = await pod.d.fleet(1, { capacity: { cpuMillis: 64_000, memoryMib: 64 * 1024 } });
+    await pod.d.createEnvironment('acme', 'prod');
+    await pod.d.createService('acme', 'prod', { name: 'web', replicas: 20, resources: { cpuMillis: 10, memoryMib: 16 } });
+    const svc = await pod.d.running('acme', 'prod', 'web', 20);
     // A burst, sent without waiting: for every instance, failed then running again. Applied in
     // order, each ends running; applied out of order, some would end failed.
     for (const i of svc.instances) {
       agent!.report(i.id, InstanceState.INSTANCE_STATE_STARTING, 'restarting');
       agent!.report(i.id, InstanceState.INSTANCE_STATE_RUNNING, 'back');
     }
-    await poll('every report recorded', async () => Number((await readRows(h.database, `SELECT count(*) AS n FROM events WHERE message IN ('restarting', 'back')`))[0]!.n) === 40, 15_000, 20);
-    const after = await d.getService('acme', 'prod', 'web');
+    await poll('every report recorded', async () => Number((await readRows(pod.h.database, `SELECT count(*) AS n FROM events WHERE message IN ('restarting', 'back')`))[0]!.n) === 40, 15_000, 20);
+    const after = await pod.d.getService('acme', 'prod', 'web');
     assert.ok(
       after.instances.every((i) => i.state === InstanceState.INSTANCE_STATE_RUNNING && i.message === 'back'),
       JSON.stringify(after.instances.map((i) => [i.state, i.message])),
     );
-    const rows = await readRows(h.database, `SELECT instance, type FROM events WHERE message IN ('restarting', 'back') ORDER BY sequence`);
+    const rows = await readRows(pod.h.database, `SELECT instance, type FROM events WHERE message IN ('restarting', 'back') ORDER BY sequence`);
     assert.equal(rows.length, 40, 'every report recorded, once');
     for (const i of svc.instances) {
       assert.deepEqual(rows.filter((r) => r.instance === i.id).map((r) => r.type), ['instance.starting', 'instance.running'], `in order for ${i.id}`);

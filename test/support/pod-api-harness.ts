@@ -218,3 +218,21 @@ export class PodApiDriver {
     for (const a of this.agents.splice(0)) a.close();
   }
 }
+
+/**
+ * A fresh Pod API and its driver for each test of the calling suite (registers mocha's
+ * beforeEach and afterEach): read `.h` and `.d` inside the tests; agents and server are closed
+ * after each.
+ */
+export function podApiPerTest(overrides: Partial<ServerConfig> = {}): { readonly h: PodApiHarness; readonly d: PodApiDriver } {
+  const current = {} as { h: PodApiHarness; d: PodApiDriver };
+  beforeEach(async () => {
+    current.h = await startPodApiHarness(overrides);
+    current.d = new PodApiDriver(current.h);
+  });
+  afterEach(async () => {
+    current.d.closeAgents();
+    await current.h.close();
+  });
+  return current;
+}
