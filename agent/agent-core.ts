@@ -60,6 +60,8 @@ export class AgentCore {
   private readonly networks: EnvironmentNetworks;
   private readonly watch: ContainerWatch;
 
+  private sweep: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly engine: ContainerEngine,
     private readonly opts: AgentCoreOptions,
@@ -96,10 +98,15 @@ export class AgentCore {
     this.log.info({ instances: this.instances.size }, 'bookkeeping rebuilt from the engine');
     await this.networks.removeStrays();
     await this.watch.start();
+    // Networks are swept as often as containers are checked: a network whose removal failed (the
+    // engine busy or refusing) goes at the next sweep, not at the next start of the agent.
+    this.sweep = setInterval(() => void this.networks.removeStrays().catch((err: Error) => this.log.warn({ err: err.message }, 'network sweep failed; next time')), this.opts.watchIntervalMs);
   }
 
   stop(): void {
     this.watch.stop();
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = null;
   }
 
   /** Award procedures, removals and network operations still in flight (0 when it is idle). */
@@ -257,7 +264,10 @@ export class AgentCore {
       const environment = c.labels[LABEL_ENVIRONMENT];
       if (tenant && environment) envs.set(`${tenant}\0${environment}`, { tenant, environment });
     }
-    for (const e of envs.values()) await this.networks.release(e.tenant, e.environment);
+    for (const e of envs.values()) {
+      // The container is gone either way; a network the engine would not remove now is swept later.
+      await this.networks.release(e.tenant, e.environment).catch((err: Error) => this.log.warn({ err: err.message, environment: e.environment }, 'network not removed; the sweep will'));
+    }
   }
 
   /** The engine's containers of this host become instances again (a restarted agent). */

@@ -152,4 +152,30 @@ describe('environment networks on the real engine', function () {
     assert.deepEqual((await engine.listNetworks({ 'podium.host': hostId })).map((n) => n.labels['podium.environment']), ['used']);
     assert.deepEqual(core.inventory().map((r) => [r.instanceId, r.running]), [[spec.instanceId, false]]);
   });
+
+  it('a running agent sweeps a network no container uses within one check interval, with no restart', async () => {
+    const hostId = uniquePrefix('host');
+    hosts.push(hostId);
+    const pool = await testPool(engine, 29);
+    const core = new AgentCore(
+      engine,
+      { hostId, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE, subnetPool: pool, watchIntervalMs: 300 },
+      () => undefined,
+      new AgentMetrics({ connected: () => true, containers: () => 0 }),
+      log,
+    );
+    await core.start();
+    try {
+      // Left after the agent started, as by a removal the engine refused at the time.
+      await new EnvironmentNetworks(engine, { hostId, pool }, log).withNetwork('acme', 'left', async () => undefined);
+      assert.equal((await engine.listNetworks({ 'podium.host': hostId })).length, 1);
+      const until = Date.now() + 5_000;
+      while ((await engine.listNetworks({ 'podium.host': hostId })).length > 0) {
+        assert.ok(Date.now() < until, 'the network is still there 5 s later');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      core.stop();
+    }
+  });
 });
