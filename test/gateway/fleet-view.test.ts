@@ -9,9 +9,9 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { PodApiClient, type ListHostsResponse } from '../../gen/podium/v1/pod_api';
 import { InstanceState } from '../../gen/podium/v1/resources';
 import { startGatewayHarness, type GatewayHarness } from '../support/gateway-harness';
-import { as, call, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
+import { as, call, PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
 import { poll } from '../support/poll';
-import { ScriptedAgent } from '../support/scripted-agent';
+import type { ScriptedAgent } from '../support/scripted-agent';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = (res: Response): Promise<any> => res.json();
@@ -26,16 +26,7 @@ describe('gateway: the fleet is the operators\' view', function () {
 
   before(async () => {
     h = await startPodApiHarness();
-    for (let i = 0; i < 2; i++) {
-      const agent = await ScriptedAgent.join(h.address, await h.joinToken());
-      agent.connect();
-      await agent.welcomed();
-      agents.push(agent);
-    }
-    await poll('two hosts up', async () => {
-      const res = await call<object, ListHostsResponse>(h.operator, 'listHosts', {});
-      return res.hosts.filter((x) => x.state === 1).length === 2;
-    });
+    agents.push(...(await new PodApiDriver(h).fleet(2)));
     gw = await startGatewayHarness(h);
     customer = await gw.gateway.tokens.create('acme', 'acme-ci');
     admin = await gw.gateway.tokens.create('default', 'ops', 'admin');

@@ -10,12 +10,12 @@
  */
 import { strict as assert } from 'node:assert';
 import { Metadata, type ClientReadableStream } from '@grpc/grpc-js';
-import { PodApiClient, type ListHostsResponse } from '../../gen/podium/v1/pod_api';
+import { PodApiClient } from '../../gen/podium/v1/pod_api';
 import { InstanceState, type Event } from '../../gen/podium/v1/resources';
 import { readNdjsonResults, startGatewayHarness, type GatewayHarness } from '../support/gateway-harness';
-import { as, call, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
+import { as, call, PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
 import { poll } from '../support/poll';
-import { ScriptedAgent } from '../support/scripted-agent';
+import type { ScriptedAgent } from '../support/scripted-agent';
 
 /** The fields of an event the gateway sends as JSON (a subset is enough here). */
 interface EventJson {
@@ -62,16 +62,7 @@ describe('gateway: WatchEvents shows a tenant only its own events', function () 
 
   before(async () => {
     h = await startPodApiHarness();
-    for (let i = 0; i < 2; i++) {
-      const agent = await ScriptedAgent.join(h.address, await h.joinToken());
-      agent.connect();
-      await agent.welcomed();
-      agents.push(agent);
-    }
-    await poll('two hosts up', async () => {
-      const res = await call<object, ListHostsResponse>(h.operator, 'listHosts', {});
-      return res.hosts.filter((x) => x.state === 1).length === 2;
-    });
+    agents.push(...(await new PodApiDriver(h).fleet(2)));
     gw = await startGatewayHarness(h);
     gatewayClient = new PodApiClient(h.address, await h.clientCredentials('gateway', 'gw-direct'));
   });
