@@ -77,14 +77,19 @@ export class EnvironmentNetworks {
   /** Removes the networks of this host that no container uses (left by a crash between a
    *  container's removal and its network's). */
   async removeStrays(): Promise<void> {
+    const key = (labels: Record<string, string>) => `${labels[LABEL_TENANT]}\0${labels[LABEL_ENVIRONMENT]}`;
     const seen = new Map<string, { tenant: string; environment: string }>();
     for (const net of await this.engine.listNetworks({ [LABEL_HOST]: this.opts.hostId })) {
       const tenant = net.labels[LABEL_TENANT];
       const environment = net.labels[LABEL_ENVIRONMENT];
       if (!tenant || !environment) continue; // not an environment network: not ours to judge
-      seen.set(`${tenant}\0${environment}`, { tenant, environment });
+      seen.set(key(net.labels), { tenant, environment });
     }
-    for (const { tenant, environment } of seen.values()) await this.release(tenant, environment);
+    if (seen.size === 0) return;
+    // One listing for the host, so that a sweep costs two engine calls, not one per network;
+    // release() looks again under the network's lock before it removes anything.
+    const used = new Set((await this.engine.listContainers({ [LABEL_HOST]: this.opts.hostId })).map((c) => key(c.labels)));
+    for (const [k, { tenant, environment }] of seen) if (!used.has(k)) await this.release(tenant, environment);
   }
 
   private labels(tenant: string, environment: string): Record<string, string> {
