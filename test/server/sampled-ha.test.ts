@@ -1,11 +1,12 @@
 /**
  * On a fleet larger than the auction's sample (maxCandidatesPerLot), an HA service still gets one
- * replica per host: sampling picks whom to ask, never whether the HA rule holds. Real Pod API,
- * scripted agents on the real protocol.
+ * replica per host: sampling picks whom to ask, never whether the HA rule holds. And what the
+ * server knows each host holds (HA groups, CPU) keeps later rounds honest against agents that
+ * would take anything. Real Pod API, scripted agents on the real protocol.
  */
 import assert from 'node:assert/strict';
 import { InstanceState } from '../../gen/podium/v1/resources';
-import { PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
+import { PodApiDriver, podApiPerTest, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
 import { poll } from '../support/poll';
 
 describe('HA on a fleet larger than the sample', function () {
@@ -61,3 +62,31 @@ describe('HA on a fleet larger than the sample', function () {
     }
   });
 });
+
+describe("the server's view of what each host holds", function () {
+  this.timeout(60_000);
+  const pod = podApiPerTest();
+
+  it('keeps a host from being over-committed across rounds, against agents that bid and accept anything', async () => {
+    const agents = await pod.d.fleet(2, { capacity: { cpuMillis: 1000, memoryMib: 1024 } });
+    for (const a of agents) {
+      a.bidScript = (_agent, call) => ({ bids: call.lots.map((l) => ({ lotId: l.id, price: 1, roundWeight: 100 })), declines: [] });
+      a.awardScript = () => ({ accepted: true });
+    }
+    await pod.d.createEnvironment('acme', 'prod');
+    await pod.d.createService('acme', 'prod', { name: 'first', replicas: 2, resources: { cpuMillis: 600, memoryMib: 100 } });
+    await pod.d.running('acme', 'prod', 'first', 2);
+    // In a later round: 600 more on a host holding 600 of its 1000 is over-committed.
+    await pod.d.createService('acme', 'prod', { name: 'second', replicas: 2, resources: { cpuMillis: 600, memoryMib: 100 } });
+    const pending = await poll('the second service explained', async () => {
+      const s = await pod.d.getService('acme', 'prod', 'second');
+      return s.instances.every((i) => i.state === InstanceState.INSTANCE_STATE_PENDING) && /CPU/i.test(s.pendingReason) ? s : undefined;
+    }, 15_000, 50).catch(async (err: Error) => {
+      const s = await pod.d.getService('acme', 'prod', 'second');
+      throw new Error(`${err.message}: ${s.pendingReason} ${JSON.stringify(s.instances.map((i) => [i.state, i.host]))}`);
+    });
+    assert.equal(pending.instances.length, 2);
+    for (const a of agents) assert.equal(a.running.size, 1, `${a.hostId} runs ${[...a.running.keys()].join(', ')}`);
+  });
+});
+
