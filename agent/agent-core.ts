@@ -226,7 +226,7 @@ export class AgentCore {
       if (id === undefined) return;
       inst.created(id);
       if (inst.phase !== 'creating') return;
-      await this.engine.startContainer(id);
+      await this.networks.withEndpoints(spec.tenant, spec.environment, () => this.engine.startContainer(id));
       inst.started();
     } catch (err) {
       this.log.warn({ instance: spec.instanceId, err: (err as Error).message }, 'container failed to start');
@@ -251,8 +251,13 @@ export class AgentCore {
     await this.work.get(instanceId)?.catch(() => undefined);
     const containers = await this.engine.listContainers({ [LABEL_HOST]: this.hostId, [LABEL_INSTANCE]: instanceId });
     for (const c of containers) {
-      await this.engine.stopContainer(c.id, STOP_GRACE_SECONDS);
-      await this.engine.removeContainer(c.id);
+      const stop = async () => {
+        await this.engine.stopContainer(c.id, STOP_GRACE_SECONDS);
+        await this.engine.removeContainer(c.id);
+      };
+      const tenant = c.labels[LABEL_TENANT];
+      const environment = c.labels[LABEL_ENVIRONMENT];
+      await (tenant && environment ? this.networks.withEndpoints(tenant, environment, stop) : stop());
     }
     inst?.removed();
     this.instances.delete(instanceId);

@@ -14,6 +14,11 @@
  *   removed" never interleave, so a removal cannot pull a network from under a new container.
  *   A container that exists (created, running or exited) keeps its network; only once none is
  *   left is the network removed, with its stale endpoints disconnected by force.
+ * - **One endpoint change at a time.** Starting a container joins it to the network and stopping
+ *   it leaves; Docker 20.10 keeps a count of each network's endpoints that concurrent joins and
+ *   leaves can leave too high (seen: a network with no container and no endpoint refusing
+ *   removal for "active endpoints" until the engine restarts). Starts and stops of one network's
+ *   containers therefore queue on its lock too; other networks' do not wait.
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -52,6 +57,12 @@ export class EnvironmentNetworks {
       await this.ensure(name, this.labels(tenant, environment));
       return use(name);
     });
+  }
+
+  /** Runs `change` (a container's start, or its stop and removal) under the environment's network
+   *  lock, so that no two endpoint changes of one network overlap. */
+  withEndpoints<T>(tenant: string, environment: string, change: () => Promise<T>): Promise<T> {
+    return this.lock.run(networkName(this.opts.hostId, tenant, environment), change);
   }
 
   /** Networks with work queued or running. */

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import Modem from 'docker-modem';
 import pino from 'pino';
 import type { AgentMessage, ContainerSpec } from '../../gen/podium/v1/agent';
 import { AppArmorMode } from '../../gen/podium/v1/resources';
@@ -166,9 +167,13 @@ describe('environment networks on the real engine', function () {
     );
     await core.start();
     try {
-      // Left after the agent started, as by a removal the engine refused at the time.
-      await new EnvironmentNetworks(engine, { hostId, pool }, log).withNetwork('acme', 'left', async () => undefined);
-      assert.equal((await engine.listNetworks({ 'podium.host': hostId })).length, 1);
+      // Left after the agent started, as by a removal the engine refused at the time: made by one
+      // bare create (the agent's own create looks the network up again, and this agent's sweep
+      // may already have taken it by then).
+      const used = (await engine.listNetworks()).flatMap((n) => n.subnets).map(parseIpv4Cidr).filter((c) => c !== undefined);
+      const subnet = pool.pick(used, 0)!;
+      const labels = { 'podium.host': hostId, 'podium.tenant': 'acme', 'podium.environment': 'left' };
+      await createNetworkOnce(networkName(hostId, 'acme', 'left'), labels, subnet);
       const until = Date.now() + 5_000;
       while ((await engine.listNetworks({ 'podium.host': hostId })).length > 0) {
         assert.ok(Date.now() < until, 'the network is still there 5 s later');
@@ -179,3 +184,12 @@ describe('environment networks on the real engine', function () {
     }
   });
 });
+
+/** One POST /networks/create, nothing before or after it. */
+function createNetworkOnce(name: string, labels: Record<string, string>, subnet: string): Promise<void> {
+  const modem = new Modem({ socketPath: DOCKER_SOCKET, version: 'v1.41' });
+  const body = { Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels, IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } };
+  return new Promise((resolve, reject) =>
+    modem.dial({ path: '/networks/create', method: 'POST', options: body, statusCodes: { 201: true } }, (err) => (err ? reject(err) : resolve())),
+  );
+}

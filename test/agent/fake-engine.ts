@@ -46,6 +46,10 @@ export interface FakeContainer {
 
 interface FakeNetwork extends NetworkSummary {
   created: number;
+  /** Docker 20.10's count of the network's endpoints: a join (start) or leave (stop, exit) reads
+   *  it when it begins and writes it back ±1 when it ends, so two that overlap lose one update.
+   *  A network whose count is above zero refuses removal, whatever its endpoints. */
+  endpointCount: number;
 }
 
 export class FakeEngine {
@@ -75,7 +79,7 @@ export class FakeEngine {
     const existing = [...this.networks.values()].find((n) => n.name === name);
     if (existing) return existing.id;
     const id = `net${++this.seq}`;
-    this.networks.set(id, { id, name, labels, subnets: options.subnet ? [options.subnet] : [], created: this.seq });
+    this.networks.set(id, { id, name, labels, subnets: options.subnet ? [options.subnet] : [], created: this.seq, endpointCount: 0 });
     return id;
   }
 
@@ -93,6 +97,7 @@ export class FakeEngine {
   async forceRemoveNetwork(idOrName: string): Promise<void> {
     this.calls.push('forceRemoveNetwork');
     const n = this.network(idOrName);
+    if (n && n.endpointCount > 0) throw new DockerEngineError(`remove network ${n.id}`, `network ${n.name} id ${n.id} has active endpoints`, 403);
     if (n) this.networks.delete(n.id);
   }
 
@@ -141,8 +146,11 @@ export class FakeEngine {
   async startContainer(id: string): Promise<void> {
     this.calls.push('startContainer');
     // The request is in flight: the container is still `created` until the gate opens.
-    await this.gates.start.pass();
     const c = this.container(id)!;
+    const join = this.beginEndpointChange(c.network);
+    await this.gates.start.pass();
+    await new Promise((r) => setTimeout(r, 2)); // a join takes the engine a while
+    join(+1);
     c.state = 'running';
     this.emit(id, 'start');
     await this.gates.started.pass();
@@ -151,7 +159,12 @@ export class FakeEngine {
   async stopContainer(id: string): Promise<void> {
     this.calls.push('stopContainer');
     const c = this.container(id);
-    if (c && c.state === 'running') this.exit(id, 143);
+    if (!c || c.state !== 'running') return;
+    const leave = this.beginEndpointChange(c.network);
+    await new Promise((r) => setTimeout(r, 2)); // and so does a leave
+    if (c.state !== 'running') return; // exited meanwhile: that exit left the network
+    leave(-1);
+    this.exit(id, 143, false, false);
   }
 
   async removeContainer(idOrName: string): Promise<void> {
@@ -169,8 +182,9 @@ export class FakeEngine {
   }
 
   /** The container exits on its own (as a crash or `docker kill` would). */
-  exit(id: string, exitCode: number, oomKilled = false): void {
+  exit(id: string, exitCode: number, oomKilled = false, leave = true): void {
     const c = this.container(id)!;
+    if (leave && c.state === 'running') this.beginEndpointChange(c.network)(-1);
     c.state = 'exited';
     c.exitCode = exitCode;
     c.oomKilled = oomKilled;
@@ -188,6 +202,15 @@ export class FakeEngine {
 
   get subscriptions(): number {
     return this.subscribers.size;
+  }
+
+  /** Starts a read-modify-write of the network's endpoint count; the returned function ends it. */
+  private beginEndpointChange(networkName: string): (delta: number) => void {
+    const n = this.network(networkName);
+    const read = n?.endpointCount ?? 0;
+    return (delta) => {
+      if (n) n.endpointCount = Math.max(0, read + delta);
+    };
   }
 
   containersOf(instanceId: string): FakeContainer[] {
