@@ -15,7 +15,7 @@ import { AgentCore } from './agent-core';
 import type { ContainerEngine } from './container-engine';
 import type { AgentIdentity } from './identity';
 import { AgentMetrics } from './metrics';
-import { LEADER_METADATA_KEY, ServerAddresses } from './server-addresses';
+import { LEADER_METADATA_KEY, RETRY_AFTER_METADATA_KEY, ServerAddresses } from './server-addresses';
 import type { SubnetPool } from './subnet-pool';
 
 export interface AgentOptions {
@@ -115,7 +115,7 @@ export class Agent {
     const stream = this.client.connect();
     this.stream = stream;
     let ended = false;
-    const onEnd = (why: string, leaderHint?: string) => {
+    const onEnd = (why: string, leaderHint?: string, retryAfterMs?: number) => {
       if (ended) return;
       ended = true;
       this.connected = false;
@@ -123,6 +123,14 @@ export class Agent {
       this.heartbeat = null;
       if (this.stream === stream) this.stream = null;
       if (this.stopped) return;
+      if (retryAfterMs !== undefined) {
+        // The server's admission gave this host a slot: back to the same server then, not earlier
+        // (it would be sent back) and not at a backoff of its own (the slot would pass unused).
+        const wait = retryAfterMs + Math.round(this.random() * 20);
+        this.log.info({ server: address, retryInMs: wait }, 'session deferred by the server; coming back at its slot');
+        setTimeout(() => this.connect(), wait);
+        return;
+      }
       // The next address (or the leader a standby named). Jittered exponential backoff once every
       // address has failed: a fleet that lost its server does not return in lockstep.
       const roundFailed = this.servers.failed(leaderHint);
@@ -134,7 +142,7 @@ export class Agent {
     stream.on('data', (msg: ServerMessage) => {
       this.onMessage(msg).catch((err) => this.log.error({ err }, 'handling a server message failed'));
     });
-    stream.on('error', (err: ServiceError) => onEnd(err.message, leaderOf(err)));
+    stream.on('error', (err: ServiceError) => onEnd(err.message, leaderOf(err), retryAfterOf(err)));
     stream.on('end', () => onEnd('server closed the stream'));
     this.send({
       kind: {
@@ -167,6 +175,13 @@ export class Agent {
         return this.agentCore.handle(msg);
     }
   }
+}
+
+/** When the server's admission said to come back, if it deferred the session. */
+function retryAfterOf(err: ServiceError): number | undefined {
+  const v = err.metadata?.get(RETRY_AFTER_METADATA_KEY)?.[0];
+  const ms = v === undefined ? NaN : Number(v);
+  return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 10 * 60_000) : undefined;
 }
 
 /** The leader's address a standby named when it refused the session, if any. */

@@ -5,6 +5,8 @@
  * session with trailing metadata `podium-leader: <address>`, which the agent tries next.
  */
 export const LEADER_METADATA_KEY = 'podium-leader';
+/** Trailing metadata of a session the server's admission deferred: come back in this many ms. */
+export const RETRY_AFTER_METADATA_KEY = 'podium-retry-after-ms';
 
 export class ServerAddresses {
   private index = 0;

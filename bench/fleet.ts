@@ -2,7 +2,8 @@
 // (bench/sim) connected: its RSS per connected agent (RSS with the fleet minus RSS before it),
 // the CPU its heartbeats take on an idle fleet (10 s), and, after a SIGKILL and a restart on the
 // same state, how long until every agent has a session again and how many hosts were marked down
-// on the way. The baseline beside it: the same process with no agent (its idle CPU and RSS).
+// on the way (the restarted server admits sessions at --admit-rate, 200/s by default, and tells the
+// others when to come back: sessionsDeferred). The baseline beside it: the same process with no agent (its idle CPU and RSS).
 // Prints one JSON object. Run: npm run bench:fleet -- [--agents 1000]
 import { performance } from 'node:perf_hooks';
 import { flag, machine, round1, runMain, withServerAndFleet } from './sim/placements';
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
       await poll('every agent back in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 600_000, 250);
       const reconnectSeconds = (performance.now() - restartAt) / 1000;
       const markedDown = await server.gauge('podium_hosts', 'state="down"');
+      const deferred = await server.gauge('podium_agent_sessions_deferred_total');
       return {
         bench: 'fleet',
         agents: AGENTS,
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
         heartbeatCpuShareOfCore: Math.round(heartbeatCpu * 1000) / 1000,
         reconnectAfterKillSeconds: round1(reconnectSeconds),
         hostsMarkedDown: markedDown,
+        sessionsDeferred: deferred,
         baseline: { agents: 0, idleCpuShareOfCore: Math.round(idleCpu * 1000) / 1000, rssKib: rssBefore },
         machine: machine(),
       };

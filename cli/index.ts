@@ -59,6 +59,7 @@ export function program(): Command {
     .option('--host-ttl <duration>', 'a host silent this long is down', `${SERVER_DEFAULTS.hostTtlMs / 1000}s`)
     .option('--heartbeat <duration>', 'agent heartbeat interval', `${SERVER_DEFAULTS.heartbeatIntervalMs / 1000}s`)
     .option('--restart-grace <duration>', 'after a start, how long hosts that were up have to reconnect (at least the TTL)', `${SERVER_DEFAULTS.restartGraceMs / 1000}s`)
+    .option('--admit-rate <n>', 'agent sessions admitted per second; more are told when to come back', `${SERVER_DEFAULTS.admitRatePerSecond}`)
     .option('--cert-lifetime <duration>', 'lifetime of issued certificates', `${SERVER_DEFAULTS.certLifetimeSeconds / 3600}h`)
     .option('--seed <n>', 'seed of the auction sampling (random when absent)')
     .option(
@@ -86,6 +87,7 @@ export function program(): Command {
           trustDomain: o.trustDomain,
           hostTtlMs,
           restartGraceMs: parseDuration('--restart-grace', o.restartGrace),
+          admitRatePerSecond: parsePositiveInt('--admit-rate', o.admitRate),
           heartbeatIntervalMs,
           certLifetimeSeconds: Math.floor(parseDuration('--cert-lifetime', o.certLifetime) / 1000),
           seed: o.seed !== undefined ? parsePositiveInt('--seed', o.seed) : Math.floor(Math.random() * 2 ** 31),

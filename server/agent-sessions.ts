@@ -13,6 +13,8 @@ import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AgentMessage, Bids, AwardReply, Hello, InstanceStatus, ServerMessage } from '../gen/podium/v1/agent';
 import { AppArmorMode, InstanceState } from '../gen/podium/v1/resources';
+import { RETRY_AFTER_METADATA_KEY } from '../agent/server-addresses';
+import type { SessionAdmission } from './admission';
 import { authorize, type CaTrust } from './auth';
 import { PodiumError, toServiceError } from './errors';
 import type { HostLiveness } from './host-liveness';
@@ -68,7 +70,7 @@ export class AgentSessions {
     private readonly leader: LeaderEpoch,
     private readonly ca: CaTrust,
     private readonly liveness: HostLiveness,
-    private readonly opts: { heartbeatIntervalMs: number; now: () => number },
+    private readonly opts: { heartbeatIntervalMs: number; now: () => number; admission?: SessionAdmission },
     private readonly log: Logger,
   ) {}
 
@@ -99,6 +101,18 @@ export class AgentSessions {
       return;
     }
     const log = this.log.child({ host: hostId });
+    const decision = this.opts.admission?.admit(hostId, this.opts.now());
+    if (decision && !decision.admitted) {
+      // Its slot is also its deadline: the TTL counts from when it was told to come back.
+      this.liveness.holdUntil(hostId, this.opts.now() + decision.retryAfterMs);
+      const refused = toServiceError(
+        new PodiumError(status.RESOURCE_EXHAUSTED, `too many hosts connecting at once: come back in ${decision.retryAfterMs} ms (your slot is kept)`),
+        log,
+      );
+      refused.metadata!.set(RETRY_AFTER_METADATA_KEY, String(decision.retryAfterMs));
+      call.emit('error', refused);
+      return;
+    }
     let session: AgentSession | null = null;
     let closed = false;
     const send = (msg: ServerMessage) => {

@@ -31,6 +31,12 @@ export class HostLiveness {
     return true;
   }
 
+  /** A host told to come back at `until` (its admission slot) is not silent before then. */
+  holdUntil(hostId: string, until: number): void {
+    const h = this.hosts.get(hostId);
+    if (h && h.up) h.lastSeen = Math.max(h.lastSeen, until);
+  }
+
   /** This process could not run for `ms`: nobody was heard, and nobody was silent either. */
   creditStall(ms: number, now: number): void {
     for (const h of this.hosts.values()) h.lastSeen = Math.min(now, h.lastSeen + ms);

@@ -24,6 +24,7 @@ import { AgentServiceService, type AgentServiceServer } from '../gen/podium/v1/a
 import { CertificateServiceService } from '../gen/podium/v1/certificate';
 import { PodApiService } from '../gen/podium/v1/pod_api';
 import { issueKeyPair, loadOrCreateKeyFile, spiffeIdFor, type Authority } from '../certs';
+import { SessionAdmission } from './admission';
 import { AgentSessions } from './agent-sessions';
 import type { CaTrust } from './auth';
 import { seededRandom } from './auction';
@@ -86,6 +87,11 @@ export interface ServerConfig {
    * mark a fleet down (and re-place its replicas) just for having waited out its backoff.
    */
   restartGraceMs: number;
+  /**
+   * Agent sessions admitted per second (0: no limit). A host over the rate is told when to come
+   * back, and the restart grace grows to what the whole fleet needs at this rate.
+   */
+  admitRatePerSecond: number;
   /** How often the orchestrator checks replicas and heartbeats. */
   orchestratorIntervalMs: number;
   certLifetimeSeconds: number;
@@ -116,6 +122,7 @@ export const SERVER_DEFAULTS = {
   trustDomain: 'podium.local',
   hostTtlMs: 10_000,
   restartGraceMs: 15_000,
+  admitRatePerSecond: 200,
   heartbeatIntervalMs: 2_000,
   orchestratorIntervalMs: 500,
   certLifetimeSeconds: 24 * 3600,
@@ -213,8 +220,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       return leadership?.epoch ?? null;
     },
   };
-  const sessions = new AgentSessions(storage, leader, trust, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now }, log.child({ module: 'sessions' }));
-  const metrics = new ServerMetrics(storage, () => sessions.connectedHosts().size, () => leader.epoch);
+  // Admitted within 50 ms of its slot: an agent that waits what it was told is not sent back.
+  const admission = new SessionAdmission({ ratePerSecond: config.admitRatePerSecond, slackMs: 50 });
+  const sessions = new AgentSessions(storage, leader, trust, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now, admission }, log.child({ module: 'sessions' }));
+  const metrics = new ServerMetrics(storage, () => sessions.connectedHosts().size, () => leader.epoch, () => admission.deferred);
   log.info({ seed: config.seed }, 'auction seed');
   const auctioneer = new Auctioneer(
     storage,
@@ -386,8 +395,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     {
       lead: () => {
         void (async () => {
-          const graceUntil = now() + Math.max(0, config.restartGraceMs - config.hostTtlMs);
-          for (const h of await storage.read((r) => r.hosts.list())) if (h.state === 'up') liveness.up(h.id, graceUntil);
+          // A fair chance for every host: the grace, or as long as admission takes to let the whole
+          // fleet in (plus a TTL), whichever is longer; a host given a later slot is held to it.
+          const up = (await storage.read((r) => r.hosts.list())).filter((h) => h.state === 'up');
+          const graceMs = Math.max(config.restartGraceMs, config.hostTtlMs + admission.spanMs(up.length));
+          const graceUntil = now() + graceMs - config.hostTtlMs;
+          for (const h of up) liveness.up(h.id, graceUntil);
+          log.info({ hosts: up.length, graceMs }, 'hosts that were up have this long to reconnect');
           auctioneer.resume();
           tick();
           auctioneer.fleetChanged();

@@ -13,7 +13,7 @@ export class ServerMetrics {
   readonly awardReplies: Counter<'accepted'>;
   readonly refusedHandshakes: Counter<'role'>;
 
-  constructor(storage: Storage, connectedHosts: () => number, leaderEpoch: () => number | null = () => null) {
+  constructor(storage: Storage, connectedHosts: () => number, leaderEpoch: () => number | null = () => null, sessionsDeferred: () => number = () => 0) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.rounds = new Histogram({
@@ -65,6 +65,15 @@ export class ServerMetrics {
       registers,
       collect() {
         this.set(leaderEpoch() ?? 0);
+      },
+    });
+    new Counter({
+      name: 'podium_agent_sessions_deferred_total',
+      help: 'Agent sessions refused by admission (too many hosts connecting at once) and told when to come back.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sessionsDeferred());
       },
     });
     new Gauge({

@@ -69,6 +69,8 @@ export async function startPodApiHarness(overrides: Partial<ServerConfig> = {}):
     trustDomain: TEST_TRUST_DOMAIN,
     hostTtlMs: 3_000,
     heartbeatIntervalMs: 500,
+    // Tests connect their hosts when they decide; admission has tests of its own.
+    admitRatePerSecond: 0,
     orchestratorIntervalMs: 100,
     bidDeadlineMs: 500,
     awardTimeoutMs: 2_000,

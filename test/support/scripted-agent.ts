@@ -19,7 +19,7 @@ import {
 import { AppArmorMode, InstanceState, PlacementPolicy, type Resources } from '../../gen/podium/v1/resources';
 import { joinFleet, type AgentIdentity } from '../../agent/identity';
 import { priceLot, roundWeight } from '../../agent/price-lot';
-import { LEADER_METADATA_KEY, ServerAddresses } from '../../agent/server-addresses';
+import { LEADER_METADATA_KEY, RETRY_AFTER_METADATA_KEY, ServerAddresses } from '../../agent/server-addresses';
 import { poll } from './poll';
 
 export interface ScriptedAgentOptions {
@@ -65,6 +65,9 @@ export class ScriptedAgent {
   private closedByTest = false;
   /** Sessions opened so far (welcomed), one per connection. */
   sessions = 0;
+  /** Sessions the server's admission deferred (told when to come back), and the last one's error. */
+  deferrals = 0;
+  lastDeferral: string | null = null;
 
   private constructor(
     readonly address: string,
@@ -117,7 +120,11 @@ export class ScriptedAgent {
     this.stream = stream;
     stream.on('data', (msg: ServerMessage) => this.onMessage(msg));
     // A stream this agent has since replaced (or cancelled) must not end the current one.
-    stream.on('error', (err: ServiceError) => this.stream === stream && this.end(err.message, String(err.metadata?.get(LEADER_METADATA_KEY)?.[0] ?? '') || undefined));
+    stream.on('error', (err: ServiceError) => {
+      if (this.stream !== stream) return;
+      const retryAfter = err.metadata?.get(RETRY_AFTER_METADATA_KEY)?.[0];
+      this.end(err.message, String(err.metadata?.get(LEADER_METADATA_KEY)?.[0] ?? '') || undefined, retryAfter === undefined ? undefined : Number(retryAfter));
+    });
     stream.on('end', () => this.stream === stream && this.end('server closed the stream'));
     this.send({
       kind: {
@@ -178,19 +185,24 @@ export class ScriptedAgent {
     await poll(`welcome for ${this.hostId}`, () => this.messages('welcome').length > 0 || (this.ended !== null && Promise.reject(new Error(this.ended))), timeoutMs, 20);
   }
 
-  private end(why: string, leaderHint?: string): void {
+  private end(why: string, leaderHint?: string, retryAfterMs?: number): void {
     // Once per stream: grpc-js may emit 'end' after 'error' for the same stream.
     if (this.ended !== null) return;
     this.ended = why;
     this.endedAt = Date.now();
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    if (retryAfterMs !== undefined) {
+      this.deferrals++;
+      this.lastDeferral = why;
+    }
     if (this.options.reconnectMs >= 0 && !this.closedByTest) {
-      this.servers.failed(leaderHint);
+      // As the real agent: told when to come back (admission), it comes back then, to the same server.
+      if (retryAfterMs === undefined) this.servers.failed(leaderHint);
       this.reconnectTimer = setTimeout(() => {
         this.reconnectTimer = null;
         if (!this.closedByTest) this.connect();
-      }, this.options.reconnectMs);
+      }, retryAfterMs ?? this.options.reconnectMs);
     }
   }
 
