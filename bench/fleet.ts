@@ -42,6 +42,7 @@ async function main(): Promise<void> {
 
       const restartAt = performance.now();
       await server.killAndRestart();
+      const leadingSeconds = (performance.now() - restartAt) / 1000;
       await poll('every agent back in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 600_000, 250);
       const reconnectSeconds = (performance.now() - restartAt) / 1000;
       const markedDown = await server.gauge('podium_hosts', 'state="down"');
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
         rssKib: { without: rssBefore, with: rssWith },
         heartbeatCpuShareOfCore: Math.round(heartbeatCpu * 1000) / 1000,
         reconnectAfterKillSeconds: round1(reconnectSeconds),
+        restartedAndLeadingSeconds: round1(leadingSeconds),
         hostsMarkedDown: markedDown,
         sessionsDeferred: deferred,
         baseline: { agents: 0, idleCpuShareOfCore: Math.round(idleCpu * 1000) / 1000, rssKib: rssBefore },

@@ -83,17 +83,22 @@ function verifyUncached(ca: { trustDomain: string; caCertPem: string }, der: Buf
     if (cert.ca) return null;
     if (!cert.checkIssued(anchor.cert) || !cert.verify(anchor.cert.publicKey)) return null;
 
-    const parsed = new x509.X509Certificate(new Uint8Array(der));
-    const uris = (parsed.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? []).filter(
-      (n) => n.type === 'url',
-    );
+    // Node's own parser (native), not the JavaScript ASN.1 one: after a restart every host's
+    // certificate is new to the cache, and parsing them was the costliest step of a reconnect
+    // storm. A name node has to quote (it holds a separator or a quote) is never one of ours.
+    const san = cert.subjectAltName ?? '';
+    if (san.includes('"')) return null;
+    const uris = san.split(', ').filter((n) => n.startsWith('URI:'));
     if (uris.length !== 1) return null;
-    const identity = parseSpiffeId(ca.trustDomain, uris[0]!.value);
+    const identity = parseSpiffeId(ca.trustDomain, uris[0]!.slice('URI:'.length));
     if (!identity) return null;
+    const notBefore = Date.parse(cert.validFrom);
+    const notAfter = Date.parse(cert.validTo);
+    if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter)) return null;
     return {
       identity,
-      notBefore: Math.max(parsed.notBefore.getTime(), anchor.notBefore.getTime()),
-      notAfter: Math.min(parsed.notAfter.getTime(), anchor.notAfter.getTime()),
+      notBefore: Math.max(notBefore, anchor.notBefore.getTime()),
+      notAfter: Math.min(notAfter, anchor.notAfter.getTime()),
     };
   } catch {
     return null;

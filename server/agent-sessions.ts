@@ -45,6 +45,13 @@ const REPORTED_STATES: Partial<Record<InstanceState, InstanceStateName>> = {
 
 type StatusOutcome = 'not-ours' | 'unchanged' | 'updated';
 
+interface HelloWrite {
+  hostId: string;
+  hello: Hello;
+  inventory: Map<string, Hello['inventory'][number]>;
+  now: number;
+}
+
 interface ReportedStatus {
   hostId: string;
   state: InstanceStateName;
@@ -61,6 +68,17 @@ export class AgentSessions {
       await fenced(u, this.leader);
       const out: StatusOutcome[] = [];
       for (const r of batch) out.push(await recordStatus(u, r));
+      return out;
+    }),
+  );
+
+  /** Hellos of every session, committed together: a fleet reconnecting after a restart is a
+   *  burst of them, and one fsync each was the costliest part of the storm. */
+  private readonly helloWrites = new GroupCommit<HelloWrite, string[]>((batch) =>
+    this.storage.transaction(async (u) => {
+      await fenced(u, this.leader);
+      const out: string[][] = [];
+      for (const w of batch) out.push(await reconcileHost(u, w));
       return out;
     }),
   );
@@ -202,46 +220,7 @@ export class AgentSessions {
   private async hello(hostId: string, hello: Hello, send: (m: ServerMessage) => void, log: Logger): Promise<void> {
     const now = this.opts.now();
     const inventory = new Map(hello.inventory.map((c) => [c.instanceId, c]));
-    const keep = await this.storage.transaction(async (u) => {
-      await fenced(u, this.leader);
-      const kept: string[] = [];
-      const before = await u.hosts.get(hostId);
-      await u.hosts.upsert(
-        {
-          id: hostId,
-          pod: hello.pod || 'default',
-          provider: hello.provider || 'local',
-          labels: hello.labels,
-          capacity: { cpuMillis: hello.capacity?.cpuMillis ?? 0, memoryMib: hello.capacity?.memoryMib ?? 0 },
-          apparmor: hello.apparmor,
-          state: 'up',
-          lastHeartbeat: now,
-        },
-        now,
-      );
-      if (!before || before.state === 'down') u.emit({ tenant: '', type: before ? 'host.up' : 'host.joined', host: hostId, time: now });
-      await u.instances.clearExclusions(hostId);
-      for (const inst of await u.instances.listOnHost(hostId)) {
-        const placed = inst.state === 'starting' || inst.state === 'running';
-        const report = inventory.get(inst.id);
-        if (placed && report) {
-          kept.push(inst.id);
-          // The host says it runs it: a RUNNING report lost with a previous leader (or session)
-          // is taken from the inventory, as a status report would be.
-          if (report.running && inst.state === 'starting') {
-            await u.instances.updateStatus(inst.id, hostId, 'running', report.containerId, '', now);
-            u.emit({ tenant: inst.tenant, type: 'instance.running', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: '', time: now });
-          }
-        } else if (placed) {
-          await u.instances.requeue(inst.id, null, 'its container was missing when the host reconnected', now);
-          u.emit({ tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: 'container missing on reconnect', time: now });
-        } else {
-          // lost (the host was down and the replica was placed again elsewhere) or failed
-          await u.instances.delete(inst.id);
-        }
-      }
-      return kept;
-    });
+    const keep = await this.helloWrites.submit({ hostId, hello, inventory, now });
     this.liveness.up(hostId, now);
     const kept = new Set(keep);
     const remove = [...inventory.keys()].filter((id) => !kept.has(id));
@@ -271,6 +250,49 @@ export class AgentSessions {
     }
     log.info({ instance: s.instanceId, state, container: s.containerId, message: s.message }, 'instance status');
   }
+}
+
+/** One host's hello into the store, in the batch's unit of work: the host up, and what the store
+ *  places on it reconciled with what it runs. Returns the instances it keeps. */
+async function reconcileHost(u: UnitOfWork, w: HelloWrite): Promise<string[]> {
+  const { hostId, hello, inventory, now } = w;
+  const kept: string[] = [];
+  const before = await u.hosts.get(hostId);
+  await u.hosts.upsert(
+    {
+      id: hostId,
+      pod: hello.pod || 'default',
+      provider: hello.provider || 'local',
+      labels: hello.labels,
+      capacity: { cpuMillis: hello.capacity?.cpuMillis ?? 0, memoryMib: hello.capacity?.memoryMib ?? 0 },
+      apparmor: hello.apparmor,
+      state: 'up',
+      lastHeartbeat: now,
+    },
+    now,
+  );
+  if (!before || before.state === 'down') u.emit({ tenant: '', type: before ? 'host.up' : 'host.joined', host: hostId, time: now });
+  await u.instances.clearExclusions(hostId);
+  for (const inst of await u.instances.listOnHost(hostId)) {
+    const placed = inst.state === 'starting' || inst.state === 'running';
+    const report = inventory.get(inst.id);
+    if (placed && report) {
+      kept.push(inst.id);
+      // The host says it runs it: a RUNNING report lost with a previous leader (or session)
+      // is taken from the inventory, as a status report would be.
+      if (report.running && inst.state === 'starting') {
+        await u.instances.updateStatus(inst.id, hostId, 'running', report.containerId, '', now);
+        u.emit({ tenant: inst.tenant, type: 'instance.running', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: '', time: now });
+      }
+    } else if (placed) {
+      await u.instances.requeue(inst.id, null, 'its container was missing when the host reconnected', now);
+      u.emit({ tenant: inst.tenant, type: 'instance.requeued', environment: inst.environment, service: inst.service, instance: inst.id, host: hostId, message: 'container missing on reconnect', time: now });
+    } else {
+      // lost (the host was down and the replica was placed again elsewhere) or failed
+      await u.instances.delete(inst.id);
+    }
+  }
+  return kept;
 }
 
 /** One status report into the store, in the batch's unit of work. */
