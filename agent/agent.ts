@@ -38,6 +38,8 @@ export interface AgentOptions {
 export class Agent {
   private stream: ClientDuplexStream<AgentMessage, ServerMessage> | null = null;
   private client: AgentServiceClient | null = null;
+  /** The identity the client was made with: a renewed certificate needs a new connection. */
+  private clientFor: AgentIdentity | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private stopped = false;
   private backoff: number;
@@ -97,21 +99,26 @@ export class Agent {
     this.stream?.write(msg);
   }
 
-  private connect(): void {
+  /** Opens a session; with `reuse`, on the connection it has (a deferral: same server, same
+   *  certificate), saving a TLS handshake on both sides for every host of a reconnect storm. */
+  private connect(reuse = false): void {
     if (this.stopped) return;
-    this.client?.close();
-    const creds = credentials.createSsl(
-      Buffer.from(this.identity.caPem),
-      Buffer.from(this.identity.keyPem),
-      Buffer.from(this.identity.certPem),
-    );
     const address = this.servers.current();
-    // A Pod API process that stops answering with the connection open (it stalled, and a standby
-    // took over) is noticed by HTTP/2 keepalive: within 6 s the agent moves on to the next one.
-    this.client = new AgentServiceClient(address, creds, {
-      'grpc.keepalive_time_ms': 3_000,
-      'grpc.keepalive_timeout_ms': 3_000,
-    });
+    if (!reuse || this.client === null || this.clientFor !== this.identity) {
+      this.client?.close();
+      const creds = credentials.createSsl(
+        Buffer.from(this.identity.caPem),
+        Buffer.from(this.identity.keyPem),
+        Buffer.from(this.identity.certPem),
+      );
+      // A Pod API process that stops answering with the connection open (it stalled, and a standby
+      // took over) is noticed by HTTP/2 keepalive: within 6 s the agent moves on to the next one.
+      this.client = new AgentServiceClient(address, creds, {
+        'grpc.keepalive_time_ms': 3_000,
+        'grpc.keepalive_timeout_ms': 3_000,
+      });
+      this.clientFor = this.identity;
+    }
     const stream = this.client.connect();
     this.stream = stream;
     let ended = false;
@@ -128,7 +135,7 @@ export class Agent {
         // (it would be sent back) and not at a backoff of its own (the slot would pass unused).
         const wait = retryAfterMs + Math.round(this.random() * 20);
         this.log.info({ server: address, retryInMs: wait }, 'session deferred by the server; coming back at its slot');
-        setTimeout(() => this.connect(), wait);
+        setTimeout(() => this.connect(true), wait);
         return;
       }
       // The next address (or the leader a standby named). Jittered exponential backoff once every

@@ -110,12 +110,21 @@ export class ScriptedAgent {
   /** Opens the session: Hello with capacity and the inventory of what it runs. */
   connect(): void {
     this.close();
+    this.open();
+  }
+
+  /** A new stream; on the connection it has (a session admission deferred: the same server) when
+   *  `reuse` and there is one, as the real agent does, else on a new one. */
+  private open(reuse = false): void {
     this.closedByTest = false;
     this.ended = null;
     this.endedAt = null;
-    const creds = credentials.createSsl(Buffer.from(this.identity.caPem), Buffer.from(this.identity.keyPem), Buffer.from(this.identity.certPem));
-    // As the real agent: a stalled server is noticed by keepalive (agent/agent.ts).
-    this.client = new AgentServiceClient(this.servers.current(), creds, { 'grpc.keepalive_time_ms': 3_000, 'grpc.keepalive_timeout_ms': 3_000 });
+    if (!reuse || this.client === null) {
+      this.client?.close();
+      const creds = credentials.createSsl(Buffer.from(this.identity.caPem), Buffer.from(this.identity.keyPem), Buffer.from(this.identity.certPem));
+      // As the real agent: a stalled server is noticed by keepalive (agent/agent.ts).
+      this.client = new AgentServiceClient(this.servers.current(), creds, { 'grpc.keepalive_time_ms': 3_000, 'grpc.keepalive_timeout_ms': 3_000 });
+    }
     const stream = this.client.connect();
     this.stream = stream;
     stream.on('data', (msg: ServerMessage) => this.onMessage(msg));
@@ -201,7 +210,9 @@ export class ScriptedAgent {
       if (retryAfterMs === undefined) this.servers.failed(leaderHint);
       this.reconnectTimer = setTimeout(() => {
         this.reconnectTimer = null;
-        if (!this.closedByTest) this.connect();
+        if (this.closedByTest) return;
+        if (retryAfterMs !== undefined) this.open(true);
+        else this.connect();
       }, retryAfterMs ?? this.options.reconnectMs);
     }
   }
