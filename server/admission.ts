@@ -22,6 +22,7 @@ export class SessionAdmission {
   private readonly intervalMs: number;
   private admittedCount = 0;
   private deferredCount = 0;
+  private prunedAt = 0;
 
   constructor(
     private readonly opts: {
@@ -80,9 +81,11 @@ export class SessionAdmission {
     return { admitted: false, retryAfterMs: Math.ceil(retryAfterMs) };
   }
 
-  /** Slots long past were not used (the host went elsewhere, or stopped): forgotten. */
+  /** Slots long past were not used (the host went elsewhere, or stopped): forgotten, at most
+   *  once a minute, so that a storm's many deferrals do not each walk every slot. */
   private prune(now: number): void {
-    if (this.slots.size < 1024) return;
+    if (this.slots.size < 1024 || now - this.prunedAt < 60_000) return;
+    this.prunedAt = now;
     for (const [hostId, at] of this.slots) if (at < now - 60_000) this.slots.delete(hostId);
   }
 }

@@ -47,8 +47,8 @@ export class ServerMetrics {
       labelNames: ['state'],
       registers,
       async collect() {
-        const hosts = await storage.read((r) => r.hosts.list());
-        for (const state of ['up', 'down'] as const) this.set({ state }, hosts.filter((h) => h.state === state).length);
+        const counts = await storage.read((r) => r.hosts.countByState());
+        for (const state of ['up', 'down'] as const) this.set({ state }, counts[state]);
       },
     });
     new Gauge({

@@ -71,6 +71,9 @@ describe('liveness in memory', function () {
       return hosts.find((x) => x.id === quiet!.hostId && x.state === HostState.HOST_STATE_DOWN) ? Date.now() : undefined;
     }, 15_000, 50);
     assert.ok(down - stallEnded < 3_000 + 2_000, `down ${down - stallEnded} ms after the stall`);
+    // What an operator's Prometheus sees, counted by the database.
+    assert.equal(await d.metric('podium_hosts', { state: 'down' }), 1);
+    assert.equal(await d.metric('podium_hosts', { state: 'up' }), 1);
   });
 
   it('after a restart, gives hosts that were up the restart grace, not one TTL, to come back', async () => {
