@@ -1,9 +1,10 @@
 // bench:fleet — what holding a fleet costs one `podium server` process, with N simulated agents
 // (bench/sim) connected: its RSS per connected agent (RSS with the fleet minus RSS before it),
 // the CPU its heartbeats take on an idle fleet (10 s), and, after a SIGKILL and a restart on the
-// same state, how long until every agent has a session again and how many hosts were marked down
-// on the way (the restarted server admits sessions at --admit-rate, 200/s by default, and tells the
-// others when to come back: sessionsDeferred). The baseline beside it: the same process with no agent (its idle CPU and RSS).
+// same state, how long until every agent has a session again, how many hosts are down at the end,
+// and how many sessions the restarted server deferred (it admits them at --admit-rate, 200/s by
+// default, and tells the others when to come back). The baseline beside it: the same process
+// with no agent (its idle CPU and RSS).
 // Prints one JSON object. Run: npm run bench:fleet -- [--agents 1000]
 import { performance } from 'node:perf_hooks';
 import { flag, machine, round1, runMain, withServerAndFleet } from './sim/placements';

@@ -20,7 +20,6 @@ export class SessionAdmission {
   private nextFree = 0;
   private readonly slots = new Map<string, number>();
   private readonly intervalMs: number;
-  private admittedCount = 0;
   private deferredCount = 0;
   private prunedAt = 0;
 
@@ -53,18 +52,9 @@ export class SessionAdmission {
     return this.no(at - now);
   }
 
-  /** The slot a host was given and has not used yet. */
-  slotOf(hostId: string): number | undefined {
-    return this.slots.get(hostId);
-  }
-
   /** How long a fleet of `hosts` takes to pass admission, all arriving at once. */
   spanMs(hosts: number): number {
     return Math.ceil(hosts * this.intervalMs);
-  }
-
-  get admitted(): number {
-    return this.admittedCount;
   }
 
   get deferred(): number {
@@ -72,7 +62,6 @@ export class SessionAdmission {
   }
 
   private yes(): AdmissionDecision {
-    this.admittedCount++;
     return { admitted: true, retryAfterMs: 0 };
   }
 
