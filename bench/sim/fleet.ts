@@ -23,7 +23,10 @@ export class SimulatedFleet {
     for (let i = 0; i < n; i++) {
       const count = Math.min(per, o.agents - i * per);
       if (count <= 0) break;
-      const w = fork(join(__dirname, 'agent-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
+      // PODIUM_BENCH_AGENT_CPU_PROF=<dir>: each worker writes a V8 CPU profile there when it stops.
+      const prof = process.env.PODIUM_BENCH_AGENT_CPU_PROF;
+      const execArgv = ['--max-old-space-size=4096', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])];
+      const w = fork(join(__dirname, 'agent-worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       f.workers.push(w);
       ready.push(
         new Promise((resolve, reject) => {
@@ -34,7 +37,7 @@ export class SimulatedFleet {
           w.once('exit', (code) => reject(new Error(`agent worker exited with ${code}`)));
         }),
       );
-      w.send({ start: { address, token, count, capacity: o.capacity ?? { cpuMillis: 16_000, memoryMib: 32_768 }, joinConcurrency: 8 } });
+      w.send({ start: { address, token, count, capacity: o.capacity ?? { cpuMillis: 16_000, memoryMib: 32_768 }, joinConcurrency: 32 } });
     }
     f.hostIds = (await Promise.all(ready)).flat();
     return f;
