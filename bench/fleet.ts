@@ -35,7 +35,7 @@ async function main(): Promise<void> {
         t0.at = performance.now();
       },
     },
-    async (server) => {
+    async (server, fleet) => {
       const joinedSeconds = (performance.now() - t0.at) / 1000;
       // Scraped once a second: a scrape costs the server a few ms per thousand connections.
       await poll('every agent in session', async () => (await server.gauge('podium_agent_sessions')) === AGENTS, 120_000, 1000);
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
         bench: 'fleet',
         agents: AGENTS,
         joinSeconds: round1(joinedSeconds),
+        joinRetries: fleet.joinRetries,
         rssPerAgentKib: round1((rssWith - rssBefore) / AGENTS),
         rssKib: { without: rssBefore, with: rssWith },
         heartbeatCpuShareOfCore: Math.round(heartbeatCpu * 1000) / 1000,

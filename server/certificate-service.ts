@@ -32,7 +32,8 @@ import {
 } from '../certs';
 import { authorize, peerSerial, type CaTrust } from './auth';
 import { PodiumError, toServiceError } from './errors';
-import type { JoinTokenRecord, NewCertificate, Storage } from './storage';
+import type { CertificateRecord, JoinTokenRecord, NewCertificate, Storage, UnitOfWork } from './storage';
+import { GroupCommit } from './group-commit';
 
 const JOINABLE: readonly Role[] = ['agent', 'gateway', 'operator'];
 
@@ -53,6 +54,7 @@ const NO_HASH = '0'.repeat(64);
 
 export function certificateHandlers(deps: CertificateServiceDeps): CertificateServiceServer {
   const { storage } = deps;
+  const joins = joinWrites(storage);
   return {
     join: async (call: ServerUnaryCall<JoinRequest, JoinResponse>, callback: sendUnaryData<JoinResponse>) => {
       try {
@@ -63,32 +65,7 @@ export function certificateHandlers(deps: CertificateServiceDeps): CertificateSe
         const certificatePem = await sign(deps, call.request.csrPem, identity);
         const now = Date.now();
         const record = certificateRecord(certificatePem, identity, `join token ${token.id}`);
-        // The one write of a Join, all or nothing: a use of the token (a conditional update: only
-        // while a use is left and it has not expired), the refusal of a host id that holds a valid
-        // certificate unless the token replaces (then those are revoked), the new certificate. The
-        // identity's lock serializes two Joins for one host id; the token's row, two for its last use.
-        const replaced = await storage.transaction(async (u) => {
-          await u.lock(`identity:${role}/${name}`);
-          if (!(await u.joinTokens.consume(token.id, now))) throw new PodiumError(status.UNAUTHENTICATED, INVALID_TOKEN);
-          const holders = await u.certificates.listValid(role, name, now);
-          if (holders.length > 0 && !token.replace) {
-            throw new PodiumError(
-              status.FAILED_PRECONDITION,
-              `host_id: ${role === 'agent' ? 'host' : role} "${name}" already holds a valid certificate; ` +
-                `revoke it first (podium certs revoke --host ${name}) or join with a token made with --replace`,
-              [{ field: 'host_id', description: 'already holds a valid certificate' }],
-            );
-          }
-          const old = holders.length > 0 ? await u.certificates.revoke({ role, name }, 'replaced by a new join', now) : [];
-          await u.certificates.insert(record, now);
-          const host = role === 'agent' ? name : '';
-          for (const c of old) {
-            // Every Pod API process closes the connections of these serials when it hears this.
-            u.emit({ tenant: '', type: 'certificate.revoked', host, message: `${role} ${name}, serial ${c.serial}: replaced by a new join`, time: now });
-          }
-          u.emit({ tenant: '', type: 'certificate.issued', host, message: identity.spiffeId, time: now });
-          return old;
-        });
+        const replaced = await joins.submit({ token, role, name, record, spiffeId: identity.spiffeId, now });
         deps.log.info({ role, name, replaced: replaced.map((c) => c.serial) }, 'joined');
         callback(null, { certificatePem, caPem: deps.ca.caCertPem, hostId: name });
       } catch (err) {
@@ -167,6 +144,61 @@ async function sign(deps: CertificateServiceDeps, csrPem: string, identity: Iden
   } catch (err) {
     throw PodiumError.invalid('csr_pem', (err as Error).message);
   }
+}
+
+/**
+ * The store's side of Join. Joins that arrive while one commits share the next commit: a rack
+ * joining at once was one disk sync per host on the event loop. One refused (a used-up token, a
+ * taken host id) makes its batch be tried one by one, so that it fails only its own caller.
+ */
+export function joinWrites(storage: Storage): GroupCommit<JoinWrite, CertificateRecord[]> {
+  return new GroupCommit((batch) =>
+    storage.transaction(async (u) => {
+      const out: CertificateRecord[][] = [];
+      for (const w of batch) out.push(await recordJoin(u, w));
+      return out;
+    }),
+  );
+}
+
+export interface JoinWrite {
+  token: JoinTokenRecord;
+  role: Role;
+  name: string;
+  record: NewCertificate;
+  spiffeId: string;
+  now: number;
+}
+
+/**
+ * The one write of a Join, all or nothing: a use of the token (a conditional update: only while a
+ * use is left and it has not expired), the refusal of a host id that holds a valid certificate
+ * unless the token replaces (then those are revoked), the new certificate. The identity's lock
+ * serializes two Joins for one host id; the token's row, two for its last use. Returns the
+ * certificates it replaced.
+ */
+async function recordJoin(u: UnitOfWork, w: JoinWrite): Promise<CertificateRecord[]> {
+  const { token, role, name, now } = w;
+  await u.lock(`identity:${role}/${name}`);
+  if (!(await u.joinTokens.consume(token.id, now))) throw new PodiumError(status.UNAUTHENTICATED, INVALID_TOKEN);
+  const holders = await u.certificates.listValid(role, name, now);
+  if (holders.length > 0 && !token.replace) {
+    throw new PodiumError(
+      status.FAILED_PRECONDITION,
+      `host_id: ${role === 'agent' ? 'host' : role} "${name}" already holds a valid certificate; ` +
+        `revoke it first (podium certs revoke --host ${name}) or join with a token made with --replace`,
+      [{ field: 'host_id', description: 'already holds a valid certificate' }],
+    );
+  }
+  const old = holders.length > 0 ? await u.certificates.revoke({ role, name }, 'replaced by a new join', now) : [];
+  await u.certificates.insert(w.record, now);
+  const host = role === 'agent' ? name : '';
+  for (const c of old) {
+    // Every Pod API process closes the connections of these serials when it hears this.
+    u.emit({ tenant: '', type: 'certificate.revoked', host, message: `${role} ${name}, serial ${c.serial}: replaced by a new join`, time: now });
+  }
+  u.emit({ tenant: '', type: 'certificate.issued', host, message: w.spiffeId, time: now });
+  return old;
 }
 
 /** The store's record of a certificate just signed, read by node's own parser in one pass. */

@@ -14,14 +14,28 @@ interface Start {
 }
 
 const agents: ScriptedAgent[] = [];
+let joinRetries = 0;
+
+/** Joins as a supervised agent would: a Join lost to an overloaded server is tried again later. */
+async function joinWithRetries(s: Start): Promise<ScriptedAgent> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // Reconnect as the real agent does: on its own after a lost session, at a jittered delay.
+      return await ScriptedAgent.join(s.address, s.token, { capacity: s.capacity, reconnectMs: 500 + Math.floor(Math.random() * 2500) });
+    } catch (err) {
+      if (attempt >= 10) throw err;
+      joinRetries++;
+      await new Promise((r) => setTimeout(r, 1000 + Math.random() * 2000));
+    }
+  }
+}
 
 async function start(s: Start): Promise<void> {
   let next = 0;
   const joinOne = async (): Promise<void> => {
     while (next < s.count) {
       next++;
-      // Reconnect as the real agent does: on its own after a lost session, at a jittered delay.
-      const a = await ScriptedAgent.join(s.address, s.token, { capacity: s.capacity, reconnectMs: 500 + Math.floor(Math.random() * 2500) });
+      const a = await joinWithRetries(s);
       a.connect();
       agents.push(a);
     }
@@ -33,7 +47,7 @@ async function start(s: Start): Promise<void> {
   setInterval(() => {
     for (const a of agents) a.received.length = 0;
   }, 1000).unref();
-  process.send!({ ready: agents.map((a) => a.hostId) });
+  process.send!({ ready: agents.map((a) => a.hostId), joinRetries });
 }
 
 process.on('message', (m: { start?: Start; sessions?: true; close?: true }) => {

@@ -11,6 +11,8 @@ export interface FleetOptions {
 export class SimulatedFleet {
   private readonly workers: ChildProcess[] = [];
   hostIds: string[] = [];
+  /** Joins that failed (the server too busy to answer in time) and were tried again. */
+  joinRetries = 0;
 
   private constructor() {}
 
@@ -20,6 +22,8 @@ export class SimulatedFleet {
     const n = o.workers ?? Math.max(1, Math.min(4, Math.ceil(o.agents / 1000)));
     const per = Math.ceil(o.agents / n);
     const ready: Array<Promise<string[]>> = [];
+    // 32 Joins in flight across the fleet: more only queue handshakes on the server's loop.
+    const joinConcurrency = Math.ceil(32 / n);
     for (let i = 0; i < n; i++) {
       const count = Math.min(per, o.agents - i * per);
       if (count <= 0) break;
@@ -30,14 +34,17 @@ export class SimulatedFleet {
       f.workers.push(w);
       ready.push(
         new Promise((resolve, reject) => {
-          w.on('message', (m: { ready?: string[]; error?: string }) => {
-            if (m.ready) resolve(m.ready);
+          w.on('message', (m: { ready?: string[]; joinRetries?: number; error?: string }) => {
+            if (m.ready) {
+              f.joinRetries += m.joinRetries ?? 0;
+              resolve(m.ready);
+            }
             if (m.error) reject(new Error(m.error));
           });
           w.once('exit', (code) => reject(new Error(`agent worker exited with ${code}`)));
         }),
       );
-      w.send({ start: { address, token, count, capacity: o.capacity ?? { cpuMillis: 16_000, memoryMib: 32_768 }, joinConcurrency: 32 } });
+      w.send({ start: { address, token, count, capacity: o.capacity ?? { cpuMillis: 16_000, memoryMib: 32_768 }, joinConcurrency } });
     }
     f.hostIds = (await Promise.all(ready)).flat();
     return f;

@@ -5,6 +5,8 @@
  * (host-identity.test.ts); here are the repositories' own contracts.
  */
 import assert from 'node:assert/strict';
+import { status } from '@grpc/grpc-js';
+import { joinWrites, type JoinWrite } from '../../server/certificate-service';
 import { revokeHost } from '../../server/revocation';
 import { Storage, type NewCertificate } from '../../server/storage';
 import { DIALECTS, freshDatabase, type TestDatabase } from '../support/databases';
@@ -28,6 +30,49 @@ for (const dialect of DIALECTS) {
     afterEach(async () => {
       await storage.close();
       await db.drop();
+    });
+
+    it('Joins submitted together share one commit, and one refused fails only itself', async () => {
+      await storage.transaction(async (u) => {
+        await u.joinTokens.insert({ id: 'five', secretHash: 'x', role: 'agent', expiresAt: now + HOUR, uses: 5 }, now);
+        await u.joinTokens.insert({ id: 'ten', secretHash: 'x', role: 'agent', expiresAt: now + HOUR, uses: 10 }, now);
+        for (const t of ['x1', 'x2', 'x3']) await u.joinTokens.insert({ id: t, secretHash: 'x', role: 'agent', expiresAt: now + HOUR, hostId: 'taken' }, now);
+        await u.certificates.insert(cert('aa', 'taken'), now);
+      });
+      const token = async (id: string) => (await storage.read((r) => r.joinTokens.get(id)))!;
+      const write = async (tokenId: string, name: string, serial: string): Promise<JoinWrite> => ({
+        token: await token(tokenId), role: 'agent', name, record: cert(serial, name), spiffeId: `spiffe://t/host/${name}`, now,
+      });
+      let commits = 0;
+      const counted = Object.create(storage) as Storage;
+      counted.transaction = (fn) => {
+        commits++;
+        return storage.transaction(fn);
+      };
+      const writer = joinWrites(counted);
+
+      // Ten good Joins at once: one commit.
+      const good = await Promise.all(Array.from({ length: 10 }, (_, i) => write('ten', `g${i}`, `b${i}`)));
+      const results = await Promise.all(good.map((w) => writer.submit(w)));
+      assert.equal(commits, 1);
+      assert.deepEqual(results, good.map(() => []));
+
+      // Twelve on a five-use token and three for a host id that is taken, at once: five certificates.
+      const mixed = [
+        ...(await Promise.all(Array.from({ length: 12 }, (_, i) => write('five', `h${i}`, `c${i}`)))),
+        ...(await Promise.all(['x1', 'x2', 'x3'].map((t, i) => write(t, 'taken', `d${i}`)))),
+      ];
+      const settled = await Promise.allSettled(mixed.map((w) => writer.submit(w)));
+      const codes = settled.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code: number }).code));
+      assert.deepEqual(codes.slice(0, 12).filter((c) => c === 'ok').length, 5);
+      assert.ok(codes.slice(0, 12).every((c) => c === 'ok' || c === status.UNAUTHENTICATED), String(codes));
+      assert.deepEqual(codes.slice(12), [status.FAILED_PRECONDITION, status.FAILED_PRECONDITION, status.FAILED_PRECONDITION]);
+      assert.equal((await token('five')).used, 5);
+      for (const t of ['x1', 'x2', 'x3']) assert.equal((await token(t)).used, 0, `the refused Join with ${t} used nothing`);
+      assert.equal((await storage.read((r) => r.certificates.list('agent', 'taken'))).length, 1);
+      const named = await Promise.all(mixed.slice(0, 12).map((w) => storage.read((r) => r.certificates.list('agent', w.name))));
+      assert.equal(named.filter((c) => c.length === 1).length, 5);
+      assert.equal(named.filter((c) => c.length > 1).length, 0);
     });
 
     it('a token gives a use only while one is left and it has not expired, once per use even under a race', async () => {
