@@ -46,7 +46,13 @@ export class SimulatedFleet {
       );
       w.send({ start: { address, token, count, capacity: o.capacity ?? { cpuMillis: 16_000, memoryMib: 32_768 }, joinConcurrency } });
     }
-    f.hostIds = (await Promise.all(ready)).flat();
+    try {
+      f.hostIds = (await Promise.all(ready)).flat();
+    } catch (err) {
+      // One worker failed: the others are not left running after the bench.
+      for (const w of f.workers) w.kill('SIGKILL');
+      throw err;
+    }
     return f;
   }
 
