@@ -35,6 +35,8 @@ export interface AuctionInbox {
   kick(): void;
   /** A host joined or came back, or capacity was freed: parked lots may fit now. */
   fleetChanged(): void;
+  /** What this host is (capacity, labels, AppArmor) or holds may have changed: read it again. */
+  hostChanged(hostId: string): void;
 }
 
 const REPORTED_STATES: Partial<Record<InstanceState, InstanceStateName>> = {
@@ -171,6 +173,7 @@ export class AgentSessions {
             this.sessions.set(hostId, opened);
             previous?.close('replaced by a new session of the same host');
             // Its capacity (and what it freed by reconciling) is new to the auction.
+            this.auction?.hostChanged(hostId);
             this.auction?.fleetChanged();
           },
           (err) => fail(err),

@@ -11,14 +11,15 @@
  * The round's lots are taken per tenant and per service in turn (takeFairBatch), never oldest
  * first across the fleet, and a lot no host could take is parked (LotParking) until the fleet
  * changes instead of taking a place in every round: one tenant's unplaceable lots cannot delay
- * another's placement. The host views are rebuilt after the bids arrive, because hosts may have
- * gone away meanwhile; reservation only succeeds on a still-pending instance, so no lot is awarded
+ * another's placement. The host views come from the FleetView (in memory, the changed hosts read
+ * again) at the start of the round and again after the bids arrive, because hosts may have gone
+ * away meanwhile; reservation only succeeds on a still-pending instance, so no lot is awarded
  * twice.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AwardReply, Bids, ContainerSpec } from '../gen/podium/v1/agent';
-import { AppArmorMode, PlacementPolicy } from '../gen/podium/v1/resources';
+import { PlacementPolicy } from '../gen/podium/v1/resources';
 import type { AgentSessions, AuctionInbox } from './agent-sessions';
 
 /** What the auctioneer needs of the sessions: reaching a host, and knowing who is connected. */
@@ -32,9 +33,9 @@ import {
   type BidView,
   type DeclineView,
   type FairCursor,
-  type HostView,
   type LotView,
 } from './auction';
+import { FleetView } from './fleet-view';
 import type { ServerMetrics } from './metrics';
 import { fenced, type LeaderEpoch } from './leader-fence';
 import type { InstanceRecord, ServiceRecord, Storage } from './storage';
@@ -78,6 +79,7 @@ export class Auctioneer implements AuctionInbox {
   private roundCounter = 0;
   private readonly parking = new LotParking();
   private cursor: FairCursor = EMPTY_CURSOR;
+  private readonly fleet: FleetView;
 
   constructor(
     private readonly storage: Storage,
@@ -86,7 +88,14 @@ export class Auctioneer implements AuctionInbox {
     private readonly opts: AuctioneerOptions,
     private readonly log: Logger,
     private readonly metrics: ServerMetrics,
-  ) {}
+  ) {
+    this.fleet = new FleetView(storage, (hostId) => sessions.get(hostId) !== undefined);
+  }
+
+  /** Hosts read from the store for the fleet view so far (its whole cost in reads). */
+  get hostsRead(): number {
+    return this.fleet.hostsRead;
+  }
 
   /**
    * Stops starting rounds (this process no longer leads); a round in flight cannot commit its
@@ -100,9 +109,21 @@ export class Auctioneer implements AuctionInbox {
     this.awaitingReply.clear();
   }
 
-  /** Rounds may start again (this process leads). */
+  /** Rounds may start again (this process leads). The fleet is read afresh: another process may
+   *  have led meanwhile. */
   resume(): void {
+    this.fleet.reset();
     this.paused = false;
+  }
+
+  /** A committed event, from any process: the host it names is read again by the next round. */
+  eventCommitted(e: { type: string; host?: string }): void {
+    this.fleet.eventCommitted(e);
+  }
+
+  /** A host's record changed (its hello): read again by the next round. */
+  hostChanged(hostId: string): void {
+    this.fleet.hostChanged(hostId);
   }
 
   /** Asks for a round soon. Cheap to call often: calls within one batch window share a round. */
@@ -209,7 +230,7 @@ export class Auctioneer implements AuctionInbox {
     const id = `r-${++this.roundCounter}-${randomBytes(3).toString('hex')}`;
     const endTimer = this.metrics.rounds.startTimer();
     const log = this.log.child({ round: id });
-    const plan = planRound(await this.hostViews(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
+    const plan = planRound(await this.fleet.views(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
 
     const round: PendingRound = { id, waitingFor: new Map(), bids: [], declines: [], done: () => {} };
     const bidsIn = new Promise<void>((resolve) => {
@@ -255,7 +276,7 @@ export class Auctioneer implements AuctionInbox {
     if (this.stopped) return;
 
     // Rebuilt: hosts may have gone down or lost their session while bids were out.
-    const result = determineWinners(await this.hostViews(), lots, round.bids, round.declines);
+    const result = determineWinners(await this.fleet.views(), lots, round.bids, round.declines);
     const now = this.opts.now();
     const explanations = new Map([...plan.unplaceable, ...result.pending]);
     const instById = new Map(pending.map((p) => [p.id, p]));
@@ -284,6 +305,11 @@ export class Auctioneer implements AuctionInbox {
       }
       return out;
     });
+    // Counted at once: the next round must not offer this capacity again before the events come.
+    for (const a of sent) {
+      const inst = instById.get(a.lotId)!;
+      this.fleet.reserved(a.hostId, inst.resources, inst.haGroup);
+    }
     for (const [lotId, why] of explanations) this.parking.park(lotId, why, now, this.opts.retryParkedMs, fleetAsOf);
     for (const a of sent) {
       const timer = setTimeout(() => {
@@ -323,26 +349,6 @@ export class Auctioneer implements AuctionInbox {
         },
         (err) => this.log.warn({ lot: lotId, host: hostId, err: (err as Error).message }, 'could not send the lot back to the queue'),
       );
-  }
-
-  /** The fleet as the auction sees it: capacity from the agents, allocation from the store. */
-  private async hostViews(): Promise<HostView[]> {
-    const connected = this.sessions.connectedHosts();
-    const [allocated, hosts] = await this.storage.read(async (r) => [await r.instances.allocationByHost(), await r.hosts.list()] as const);
-    return hosts.map((h) => {
-      const a = allocated.get(h.id);
-      return {
-        id: h.id,
-        pod: h.pod,
-        provider: h.provider,
-        labels: h.labels,
-        capacity: h.capacity,
-        allocated: { cpuMillis: a?.cpuMillis ?? 0, memoryMib: a?.memoryMib ?? 0 },
-        alive: h.state === 'up' && connected.has(h.id),
-        acceptsWork: h.apparmor === AppArmorMode.APP_ARMOR_MODE_ENFORCED || h.apparmor === AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE,
-        haGroups: a?.haGroups ?? new Set<string>(),
-      };
-    });
   }
 }
 

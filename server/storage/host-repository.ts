@@ -1,5 +1,5 @@
 import type { HostRecord } from './records';
-import type { Sql } from './sql';
+import { inLists, type Sql } from './sql';
 
 interface HostRow {
   id: string;
@@ -47,6 +47,15 @@ export class HostRepository {
   async get(id: string): Promise<HostRecord | undefined> {
     const r = await this.sql.get<HostRow>(`SELECT * FROM hosts WHERE id = $1`, [id]);
     return r && fromRow(r);
+  }
+
+  /** The hosts of `ids` that exist, in no particular order. */
+  async getMany(ids: readonly string[]): Promise<HostRecord[]> {
+    const out: HostRecord[] = [];
+    for (const { placeholders, params } of inLists(ids)) {
+      for (const r of await this.sql.all<HostRow>(`SELECT * FROM hosts WHERE id IN ${placeholders}`, params)) out.push(fromRow(r));
+    }
+    return out;
   }
 
   async list(): Promise<HostRecord[]> {

@@ -1,5 +1,5 @@
 import type { InstanceRecord, InstanceStateName, NewInstance } from './records';
-import type { Sql } from './sql';
+import { inLists, type Sql } from './sql';
 
 interface InstanceRow {
   id: string;
@@ -38,6 +38,13 @@ function fromRow(r: InstanceRow): InstanceRecord {
 
 /** The states in which an instance holds resources on its host. */
 const PLACED = `('starting', 'running')`;
+
+/** What a host's starting and running instances hold, and their HA groups. */
+export interface HostAllocation {
+  cpuMillis: number;
+  memoryMib: number;
+  haGroups: Set<string>;
+}
 
 /**
  * Instances: the replicas of services as the system observed them. A pending instance is a lot
@@ -82,14 +89,29 @@ export class InstanceRepository {
    * HA groups. Summed by the database (the auction needs the totals, not the rows; mapping every
    * placed row was a fifth of a busy Pod API's time).
    */
-  async allocationByHost(): Promise<Map<string, { cpuMillis: number; memoryMib: number; haGroups: Set<string> }>> {
-    const out = new Map<string, { cpuMillis: number; memoryMib: number; haGroups: Set<string> }>();
+  async allocationByHost(): Promise<Map<string, HostAllocation>> {
+    return this.allocation('', []);
+  }
+
+  /** allocationByHost for the hosts of `ids` only (a host with nothing placed is absent). */
+  async allocationOfHosts(ids: readonly string[]): Promise<Map<string, HostAllocation>> {
+    const out = new Map<string, HostAllocation>();
+    for (const { placeholders, params } of inLists(ids)) {
+      for (const [host, a] of await this.allocation(`AND host IN ${placeholders}`, params)) out.set(host, a);
+    }
+    return out;
+  }
+
+  private async allocation(where: string, params: readonly string[]): Promise<Map<string, HostAllocation>> {
+    const out = new Map<string, HostAllocation>();
     const sums = await this.sql.all<{ host: string; cpu: number; mem: number }>(
-      `SELECT host, SUM(cpu_millis) AS cpu, SUM(memory_mib) AS mem FROM instances WHERE state IN ${PLACED} GROUP BY host`,
+      `SELECT host, SUM(cpu_millis) AS cpu, SUM(memory_mib) AS mem FROM instances WHERE state IN ${PLACED} ${where} GROUP BY host`,
+      params,
     );
     for (const r of sums) out.set(r.host, { cpuMillis: Number(r.cpu), memoryMib: Number(r.mem), haGroups: new Set() });
     const groups = await this.sql.all<{ host: string; ha_group: string }>(
-      `SELECT DISTINCT host, ha_group FROM instances WHERE state IN ${PLACED} AND ha_group <> ''`,
+      `SELECT DISTINCT host, ha_group FROM instances WHERE state IN ${PLACED} AND ha_group <> '' ${where}`,
+      params,
     );
     for (const g of groups) out.get(g.host)?.haGroups.add(g.ha_group);
     return out;

@@ -32,6 +32,23 @@ export function positional(text: string, params: readonly unknown[]): { text: st
   return { text: out, args };
 }
 
+/**
+ * `ids` in slices for `IN (…)` lists whose placeholders start at `$from`: each slice holds at most
+ * 256 ids and is padded (with its last id) to a power of two, so that a query over any number of
+ * ids is one of nine statement texts, each prepared once.
+ */
+export function inLists(ids: readonly string[], from = 1): Array<{ placeholders: string; params: string[] }> {
+  const out: Array<{ placeholders: string; params: string[] }> = [];
+  for (let i = 0; i < ids.length; i += 256) {
+    const slice = ids.slice(i, i + 256);
+    let size = 1;
+    while (size < slice.length) size *= 2;
+    const params = [...slice, ...Array<string>(size - slice.length).fill(slice[slice.length - 1]!)];
+    out.push({ placeholders: `(${params.map((_, k) => `$${from + k}`).join(', ')})`, params });
+  }
+  return out;
+}
+
 /** Thrown when a unit of work runs without (or after losing) the leader lease it was fenced by. */
 export class FencedError extends Error {
   constructor(message: string) {
