@@ -166,6 +166,12 @@ export class Agent {
     });
   }
 
+  private heartbeatEvery(ms: number): void {
+    if (!(ms > 0)) return; // not an interval: the one we have stays
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => this.send({ kind: { $case: 'heartbeat', heartbeat: {} } }), ms);
+  }
+
   private async onMessage(msg: ServerMessage): Promise<void> {
     const kind = msg.kind;
     if (!kind) return;
@@ -173,9 +179,14 @@ export class Agent {
       case 'welcome': {
         this.connected = true;
         this.backoff = this.opts.backoffMinMs;
-        if (this.heartbeat) clearInterval(this.heartbeat);
-        this.heartbeat = setInterval(() => this.send({ kind: { $case: 'heartbeat', heartbeat: {} } }), kind.welcome.heartbeatIntervalMs);
+        this.heartbeatEvery(kind.welcome.heartbeatIntervalMs);
         this.log.info({ host: kind.welcome.hostId }, 'session open');
+        return;
+      }
+      case 'heartbeatInterval': {
+        // The Pod API scaled the interval to the fleet: heartbeat at the new one from now on.
+        this.heartbeatEvery(kind.heartbeatInterval.heartbeatIntervalMs);
+        this.log.info({ heartbeatIntervalMs: kind.heartbeatInterval.heartbeatIntervalMs }, 'heartbeat interval changed');
         return;
       }
       default:

@@ -39,6 +39,13 @@ export function parsePositiveInt(flag: string, value: string): number {
   return n;
 }
 
+/** A whole number, 0 included (0 meaning "no limit" where a flag says so). */
+export function parseCount(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(flag, `expected a whole number (0 or more), got "${value}"`);
+  return n;
+}
+
 /** Repeated "k=v" flags → a map. */
 export function parseLabels(flag: string, values: string[]): Record<string, string> {
   const out: Record<string, string> = {};

@@ -12,7 +12,7 @@ import { DEFAULT_REVOKE_REASON, SERVER_DEFAULTS, startServer } from '../server';
 import { createStoredJoinToken, issueClientCertificate, revokeFromCli } from './certs-commands';
 export { createStoredJoinToken, issueClientCertificate, revokeFromCli, type JoinTokenOptions } from './certs-commands';
 export type { StateLocation } from './server-state';
-import { collect, ConfigError, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseServers, parseSubnetPool, parseTenant } from './config';
+import { collect, ConfigError, parseCount, parseDuration, parseLabels, parseListen, parseNames, parsePositiveInt, parseQuota, parseServers, parseSubnetPool, parseTenant } from './config';
 import { runDev } from './dev';
 import { DEV_HOSTS_KINDS, type DevHostsKind } from './dev-hosts';
 import { serveMetrics } from './metrics-endpoint';
@@ -57,7 +57,8 @@ export function program(): Command {
     .option('--advertise <names>', 'host names and addresses agents reach the server by, comma-separated (default: the listen address)', collect, [])
     .option('--trust-domain <td>', 'SPIFFE trust domain', SERVER_DEFAULTS.trustDomain)
     .option('--host-ttl <duration>', 'a host silent this long is down', `${SERVER_DEFAULTS.hostTtlMs / 1000}s`)
-    .option('--heartbeat <duration>', 'agent heartbeat interval', `${SERVER_DEFAULTS.heartbeatIntervalMs / 1000}s`)
+    .option('--heartbeat <duration>', 'agent heartbeat interval on a small fleet', `${SERVER_DEFAULTS.heartbeatIntervalMs / 1000}s`)
+    .option('--max-heartbeats <n>', 'heartbeats heard per second at most: a larger fleet heartbeats less often, the TTL in step (0: no limit)', `${SERVER_DEFAULTS.maxHeartbeatsPerSecond}`)
     .option('--restart-grace <duration>', 'after a start, how long hosts that were up have to reconnect (at least the TTL)', `${SERVER_DEFAULTS.restartGraceMs / 1000}s`)
     .option('--admit-rate <n>', 'agent sessions admitted per second; more are told when to come back', `${SERVER_DEFAULTS.admitRatePerSecond}`)
     .option('--cert-lifetime <duration>', 'lifetime of issued certificates', `${SERVER_DEFAULTS.certLifetimeSeconds / 3600}h`)
@@ -89,6 +90,7 @@ export function program(): Command {
           restartGraceMs: parseDuration('--restart-grace', o.restartGrace),
           admitRatePerSecond: parsePositiveInt('--admit-rate', o.admitRate),
           heartbeatIntervalMs,
+          maxHeartbeatsPerSecond: parseCount('--max-heartbeats', o.maxHeartbeats),
           certLifetimeSeconds: Math.floor(parseDuration('--cert-lifetime', o.certLifetime) / 1000),
           seed: o.seed !== undefined ? parsePositiveInt('--seed', o.seed) : Math.floor(Math.random() * 2 ** 31),
           defaultQuota: parseQuota('--default-quota', o.defaultQuota, SERVER_DEFAULTS.defaultQuota),

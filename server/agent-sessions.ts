@@ -19,6 +19,7 @@ import { authorize, type CaTrust } from './auth';
 import { PodiumError, toServiceError } from './errors';
 import type { HostLiveness } from './host-liveness';
 import { GroupCommit } from './group-commit';
+import type { HeartbeatPacing } from './heartbeat-pacing';
 import { fenced, type LeaderEpoch } from './leader-fence';
 import type { InstanceStateName, Storage, UnitOfWork } from './storage';
 
@@ -63,6 +64,9 @@ interface ReportedStatus {
 
 export class AgentSessions {
   private readonly sessions = new Map<string, AgentSession>();
+  private expected: { hosts: number; until: number } | null = null;
+  /** Heartbeats heard since the start (a metric). */
+  heartbeatsHeard = 0;
   auction: AuctionInbox | null = null;
   /** Status reports of every session, committed together while a commit is under way. */
   private readonly statusWrites = new GroupCommit<ReportedStatus, StatusOutcome>((batch) =>
@@ -90,7 +94,7 @@ export class AgentSessions {
     private readonly leader: LeaderEpoch,
     private readonly ca: CaTrust,
     private readonly liveness: HostLiveness,
-    private readonly opts: { heartbeatIntervalMs: number; now: () => number; admission?: SessionAdmission },
+    private readonly opts: { pacing: HeartbeatPacing; now: () => number; admission?: SessionAdmission },
     private readonly log: Logger,
   ) {}
 
@@ -100,6 +104,23 @@ export class AgentSessions {
 
   connectedHosts(): ReadonlySet<string> {
     return new Set(this.sessions.keys());
+  }
+
+  /** Hosts expected back (those that were up before a restart): the heartbeat interval is scaled
+   *  to them until `until`, not to the few that have reconnected yet. */
+  expectFleet(hosts: number, until: number): void {
+    this.expected = { hosts, until };
+    this.repace();
+  }
+
+  /** The fleet grew or shrank: when the heartbeat interval changes with it, every host is told. */
+  private repace(): void {
+    const now = this.opts.now();
+    if (this.expected && now >= this.expected.until) this.expected = null;
+    const next = this.opts.pacing.fleetSize(Math.max(this.sessions.size, this.expected?.hosts ?? 0), now);
+    if (next === null) return;
+    this.log.info({ hosts: this.sessions.size, heartbeatIntervalMs: next }, 'heartbeat interval scaled to the fleet');
+    for (const s of this.sessions.values()) s.send({ kind: { $case: 'heartbeatInterval', heartbeatInterval: { heartbeatIntervalMs: next } } });
   }
 
   closeAll(reason: string): void {
@@ -160,7 +181,10 @@ export class AgentSessions {
             if (closed) return;
             closed = true;
             // Out of the directory at once: no round may call a session that is going away.
-            if (this.sessions.get(hostId) === opened) this.sessions.delete(hostId);
+            if (this.sessions.get(hostId) === opened) {
+              this.sessions.delete(hostId);
+              this.repace();
+            }
             log.info({ reason }, 'closing agent session');
             call.end();
           },
@@ -172,6 +196,7 @@ export class AgentSessions {
             const previous = this.sessions.get(hostId);
             this.sessions.set(hostId, opened);
             previous?.close('replaced by a new session of the same host');
+            this.repace();
             // Its capacity (and what it freed by reconciling) is new to the auction.
             this.auction?.hostChanged(hostId);
             this.auction?.fleetChanged();
@@ -191,6 +216,7 @@ export class AgentSessions {
         if (!session || closed) return;
         switch (kind.$case) {
           case 'heartbeat':
+            this.heartbeatsHeard++;
             // A host marked down while its stream stayed open (it stalled past the TTL) has had its
             // replicas placed elsewhere: it must reconnect, so that hello reconciles it.
             // In memory only: a heartbeat is never a database write.
@@ -210,6 +236,7 @@ export class AgentSessions {
       if (session && this.sessions.get(hostId) === session) {
         this.sessions.delete(hostId);
         log.info('agent disconnected');
+        this.repace();
       }
     };
     call.on('end', () => {
@@ -231,7 +258,7 @@ export class AgentSessions {
       { capacity: hello.capacity, apparmor: AppArmorMode[hello.apparmor], keep: keep.length, remove: remove.length },
       'agent connected',
     );
-    send({ kind: { $case: 'welcome', welcome: { hostId, heartbeatIntervalMs: this.opts.heartbeatIntervalMs } } });
+    send({ kind: { $case: 'welcome', welcome: { hostId, heartbeatIntervalMs: this.opts.pacing.intervalMs } } });
     send({ kind: { $case: 'reconcile', reconcile: { keepInstanceIds: keep, removeInstanceIds: remove } } });
   }
 

@@ -35,6 +35,7 @@ import { Leadership } from './leadership';
 import { Orchestrator } from './orchestrator';
 import { podApiHandlers } from './pod-api';
 import { addReflection } from './reflection';
+import { HeartbeatPacing } from './heartbeat-pacing';
 import { HostLiveness } from './host-liveness';
 import { ServerMetrics } from './metrics';
 import { RevocationList, revocationsOf } from './revocation-list';
@@ -78,9 +79,15 @@ export interface ServerConfig {
    */
   advertise: readonly string[];
   trustDomain: string;
-  /** A host silent for longer is down and its replicas are placed again. */
+  /** A host silent for longer is down and its replicas are placed again (on a small fleet: the
+   *  TTL and the interval grow together with maxHeartbeatsPerSecond). */
   hostTtlMs: number;
   heartbeatIntervalMs: number;
+  /**
+   * Heartbeats the Pod API hears per second at most (0: no limit): past `rate × interval` hosts,
+   * agents are told to heartbeat less often, and the TTL keeps its ratio to the interval.
+   */
+  maxHeartbeatsPerSecond: number;
   /**
    * After a start, how long hosts that were up have to reconnect before they are marked down
    * (at least the TTL): agents reconnect with jittered backoff of up to 10 s, so one TTL would
@@ -124,6 +131,7 @@ export const SERVER_DEFAULTS = {
   restartGraceMs: 15_000,
   admitRatePerSecond: 200,
   heartbeatIntervalMs: 2_000,
+  maxHeartbeatsPerSecond: 400,
   orchestratorIntervalMs: 500,
   certLifetimeSeconds: 24 * 3600,
   revocationPollMs: 250,
@@ -222,8 +230,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   };
   // Admitted within 50 ms of its slot: an agent that waits what it was told is not sent back.
   const admission = new SessionAdmission({ ratePerSecond: config.admitRatePerSecond, slackMs: 50 });
-  const sessions = new AgentSessions(storage, leader, trust, liveness, { heartbeatIntervalMs: config.heartbeatIntervalMs, now, admission }, log.child({ module: 'sessions' }));
-  const metrics = new ServerMetrics(storage, () => sessions.connectedHosts().size, () => leader.epoch, () => admission.deferred);
+  const pacing = new HeartbeatPacing({ baseIntervalMs: config.heartbeatIntervalMs, baseTtlMs: config.hostTtlMs, maxPerSecond: config.maxHeartbeatsPerSecond });
+  const sessions = new AgentSessions(storage, leader, trust, liveness, { pacing, now, admission }, log.child({ module: 'sessions' }));
+  const metrics = new ServerMetrics(storage, () => sessions.connectedHosts().size, () => leader.epoch, () => admission.deferred, () => ({ heard: sessions.heartbeatsHeard, intervalMs: pacing.intervalMs }));
   log.info({ seed: config.seed }, 'auction seed');
   const auctioneer = new Auctioneer(
     storage,
@@ -249,7 +258,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     liveness,
     leader,
     {
-      hostTtlMs: config.hostTtlMs,
+      hostTtlMs: (at) => pacing.ttlMs(at),
       restartBackoffMs: config.restartBackoffMs,
       restartBackoffMaxMs: config.restartBackoffMaxMs,
       failureWindowMs: config.failureWindowMs,
@@ -399,9 +408,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         void (async () => {
           // A fair chance for every host: the grace, or as long as admission takes to let the whole
           // fleet in (plus a TTL), whichever is longer; a host given a later slot is held to it.
+          // The heartbeat interval (and TTL) are those of the whole fleet expected back.
           const up = (await storage.read((r) => r.hosts.list())).filter((h) => h.state === 'up');
-          const graceMs = Math.max(config.restartGraceMs, config.hostTtlMs + admission.spanMs(up.length));
-          const graceUntil = now() + graceMs - config.hostTtlMs;
+          sessions.expectFleet(up.length, now() + config.restartGraceMs + admission.spanMs(up.length));
+          const ttlMs = pacing.ttlMs(now());
+          const graceMs = Math.max(config.restartGraceMs, ttlMs + admission.spanMs(up.length));
+          const graceUntil = now() + graceMs - ttlMs;
           for (const h of up) liveness.up(h.id, graceUntil);
           log.info({ hosts: up.length, graceMs }, 'hosts that were up have this long to reconnect');
           auctioneer.resume();

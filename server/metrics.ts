@@ -13,7 +13,13 @@ export class ServerMetrics {
   readonly awardReplies: Counter<'accepted'>;
   readonly refusedHandshakes: Counter<'role'>;
 
-  constructor(storage: Storage, connectedHosts: () => number, leaderEpoch: () => number | null = () => null, sessionsDeferred: () => number = () => 0) {
+  constructor(
+    storage: Storage,
+    connectedHosts: () => number,
+    leaderEpoch: () => number | null = () => null,
+    sessionsDeferred: () => number = () => 0,
+    heartbeats: () => { heard: number; intervalMs: number } = () => ({ heard: 0, intervalMs: 0 }),
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.rounds = new Histogram({
@@ -74,6 +80,23 @@ export class ServerMetrics {
       collect() {
         this.reset();
         this.inc(sessionsDeferred());
+      },
+    });
+    new Counter({
+      name: 'podium_agent_heartbeats_total',
+      help: 'Heartbeats heard from agents (at most --max-heartbeats a second).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(heartbeats().heard);
+      },
+    });
+    new Gauge({
+      name: 'podium_heartbeat_interval_seconds',
+      help: 'The heartbeat interval agents are told, scaled to the fleet.',
+      registers,
+      collect() {
+        this.set(heartbeats().intervalMs / 1000);
       },
     });
     new Gauge({

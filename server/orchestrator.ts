@@ -25,8 +25,8 @@ export function haGroupOf(svc: Pick<ServiceRecord, 'tenant' | 'environment' | 'n
 }
 
 export interface OrchestratorOptions {
-  /** A host that has not heartbeated for this long is down. */
-  hostTtlMs: number;
+  /** How long a host may be silent before it is down, at `now` (scaled to the fleet). */
+  hostTtlMs: number | ((now: number) => number);
   /** Wait before replacing a failed replica; doubles with each failure in the window. */
   restartBackoffMs: number;
   restartBackoffMaxMs: number;
@@ -105,7 +105,7 @@ export class Orchestrator {
       await fenced(u, this.leader);
       await u.instances.deleteFailedBefore(now - this.opts.failureWindowMs);
     });
-    for (const { hostId, silentMs } of this.liveness.expired(now, this.opts.hostTtlMs)) {
+    for (const { hostId, silentMs } of this.liveness.expired(now, typeof this.opts.hostTtlMs === 'number' ? this.opts.hostTtlMs : this.opts.hostTtlMs(now))) {
       // The change of state is the one liveness write: the host down, its instances lost.
       const lost = await this.storage.transaction(async (u) => {
         await fenced(u, this.leader);

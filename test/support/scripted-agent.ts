@@ -54,6 +54,9 @@ export class ScriptedAgent {
   private client: AgentServiceClient | null = null;
   private stream: ClientDuplexStream<AgentMessage, ServerMessage> | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
+  /** Every heartbeat interval the server gave, in order (at welcome and after). */
+  readonly heartbeatIntervals: number[] = [];
+  heartbeatsSent = 0;
   /** Set when the stream ended, with the reason. */
   ended: string | null = null;
   /** When the stream ended (Date.now()), to measure how fast the server closed it. */
@@ -217,6 +220,20 @@ export class ScriptedAgent {
     }
   }
 
+  /** Heartbeats every `ms` as told, unless the script fixed its own interval. */
+  private heartbeatEvery(ms: number): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    this.heartbeatIntervals.push(ms);
+    const every = this.options.heartbeatMs >= 0 ? this.options.heartbeatMs : ms;
+    if (every > 0) {
+      this.heartbeat = setInterval(() => {
+        this.heartbeatsSent++;
+        this.send({ kind: { $case: 'heartbeat', heartbeat: {} } });
+      }, every);
+    }
+  }
+
   private onMessage(msg: ServerMessage): void {
     this.received.push(msg);
     const kind = msg.kind;
@@ -224,10 +241,12 @@ export class ScriptedAgent {
     switch (kind.$case) {
       case 'welcome': {
         this.sessions++;
-        const every = this.options.heartbeatMs >= 0 ? this.options.heartbeatMs : kind.welcome.heartbeatIntervalMs;
-        if (every > 0) this.heartbeat = setInterval(() => this.send({ kind: { $case: 'heartbeat', heartbeat: {} } }), every);
+        this.heartbeatEvery(kind.welcome.heartbeatIntervalMs);
         return;
       }
+      case 'heartbeatInterval':
+        this.heartbeatEvery(kind.heartbeatInterval.heartbeatIntervalMs);
+        return;
       case 'callForBids': {
         const answer = this.bidScript(this, kind.callForBids);
         if (answer !== 'silent') this.send({ kind: { $case: 'bids', bids: { roundId: kind.callForBids.roundId, ...answer } } });
