@@ -92,11 +92,6 @@ export class Auctioneer implements AuctionInbox {
     this.fleet = new FleetView(storage, (hostId) => sessions.get(hostId) !== undefined);
   }
 
-  /** Hosts read from the store for the fleet view so far (its whole cost in reads). */
-  get hostsRead(): number {
-    return this.fleet.hostsRead;
-  }
-
   /**
    * Stops starting rounds (this process no longer leads); a round in flight cannot commit its
    * awards (they are fenced). Awards awaiting replies are forgotten: the new leader reconciles.
