@@ -21,7 +21,7 @@ const COLUMNS = 'tenant, environment, name, spec, created_at';
 export class ServiceRepository {
   constructor(private readonly sql: Sql) {}
 
-  /** Inserts a service; false when its environment already has one of that name. */
+  /** Inserts a service and adds what it asks for to its tenant's usage; false when its environment already has one of that name. */
   async insert(rec: ServiceRecord): Promise<boolean> {
     const s = rec.spec;
     const { changes } = await this.sql.run(
@@ -29,7 +29,9 @@ export class ServiceRepository {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
       [rec.tenant, rec.environment, rec.name, JSON.stringify(s), rec.createdAt, s.replicas, s.resources.cpuMillis, s.resources.memoryMib],
     );
-    return changes === 1;
+    if (changes !== 1) return false;
+    await this.addUsage(rec.tenant, s.replicas, s.replicas * s.resources.cpuMillis, s.replicas * s.resources.memoryMib);
+    return true;
   }
 
   async get(tenant: string, environment: string, name: string): Promise<ServiceRecord | undefined> {
@@ -48,10 +50,18 @@ export class ServiceRepository {
     return rows.map(fromRow);
   }
 
-  /** Deletes the service row (its instances are the caller's to delete first); false when absent. */
+  /**
+   * Deletes the service row and takes what it asked for off its tenant's usage (its instances are
+   * the caller's to delete first); false when absent.
+   */
   async delete(tenant: string, environment: string, name: string): Promise<boolean> {
-    const { changes } = await this.sql.run(`DELETE FROM services WHERE tenant = $1 AND environment = $2 AND name = $3`, [tenant, environment, name]);
-    return changes === 1;
+    const gone = await this.sql.get<{ replicas: number; cpu_millis: number; memory_mib: number }>(
+      `DELETE FROM services WHERE tenant = $1 AND environment = $2 AND name = $3 RETURNING replicas, cpu_millis, memory_mib`,
+      [tenant, environment, name],
+    );
+    if (!gone) return false;
+    await this.addUsage(tenant, -gone.replicas, -gone.replicas * gone.cpu_millis, -gone.replicas * gone.memory_mib);
+    return true;
   }
 
   /**
@@ -69,13 +79,21 @@ export class ServiceRepository {
     return rows.map(fromRow);
   }
 
-  /** What a tenant's services ask for together: replicas × resources, summed. */
+  /** What a tenant's services ask for together: replicas × resources, summed (kept in tenant_usage). */
   async tenantUsage(tenant: string): Promise<QuotaLimits> {
-    const r = await this.sql.get<{ instances: number | null; cpu: number | null; memory: number | null }>(
-      `SELECT sum(replicas) AS instances, sum(replicas * cpu_millis) AS cpu, sum(replicas * memory_mib) AS memory
-       FROM services WHERE tenant = $1`,
+    const r = await this.sql.get<{ instances: number; cpu_millis: number; memory_mib: number }>(
+      `SELECT instances, cpu_millis, memory_mib FROM tenant_usage WHERE tenant = $1`,
       [tenant],
     );
-    return { instances: Number(r?.instances ?? 0), cpuMillis: Number(r?.cpu ?? 0), memoryMib: Number(r?.memory ?? 0) };
+    return { instances: Number(r?.instances ?? 0), cpuMillis: Number(r?.cpu_millis ?? 0), memoryMib: Number(r?.memory_mib ?? 0) };
+  }
+
+  private async addUsage(tenant: string, instances: number, cpuMillis: number, memoryMib: number): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO tenant_usage (tenant, instances, cpu_millis, memory_mib) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (tenant) DO UPDATE SET instances = tenant_usage.instances + excluded.instances,
+         cpu_millis = tenant_usage.cpu_millis + excluded.cpu_millis, memory_mib = tenant_usage.memory_mib + excluded.memory_mib`,
+      [tenant, instances, cpuMillis, memoryMib],
+    );
   }
 }

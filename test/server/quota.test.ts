@@ -46,6 +46,20 @@ describe('quotas', function () {
     assert.equal((await h.server.storage.read((r) => r.instances.listOfService('acme', 'prod', 'b'))).length, 0);
   });
 
+  it('gives a deleted service\'s share back, and counts creates that arrive together', async () => {
+    await d.createService('acme', 'prod', { name: 'a', replicas: 4, resources: { cpuMillis: 100, memoryMib: 64 } });
+    await assert.rejects(d.createService('acme', 'prod', { name: 'b', replicas: 2, resources: { cpuMillis: 100, memoryMib: 64 } }), grpcError(status.RESOURCE_EXHAUSTED));
+    await d.deleteService('acme', 'prod', 'a');
+    // Five creates at once: they share commits, and exactly the five instances of the quota fit.
+    const results = await Promise.allSettled(
+      ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7'].map((name) => d.createService('acme', 'prod', { name, replicas: 1, resources: { cpuMillis: 100, memoryMib: 64 } })),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 5);
+    assert.equal(results.filter((r) => r.status === 'rejected' && (r.reason as ServiceError).code === status.RESOURCE_EXHAUSTED).length, 2);
+    const q = await call<object, Quota>(h.operator, 'getQuota', { tenant: 'acme' });
+    assert.deepEqual(q.used, { cpuMillis: 500, memoryMib: 320, instances: 5 });
+  });
+
   it('names every dimension a create would exceed', async () => {
     await assert.rejects(
       d.createService('acme', 'prod', { name: 'fat', replicas: 2, resources: { cpuMillis: 600, memoryMib: 600 } }),

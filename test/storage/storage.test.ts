@@ -137,6 +137,34 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await s.read((r) => r.services.tenantUsage('nobody')), { instances: 0, cpuMillis: 0, memoryMib: 0 });
       assert.deepEqual((await s.read((r) => r.services.listUnderReplicated())).map((x) => x.name), ['a']);
       assert.deepEqual(await s.read((r) => r.quotas.get('acme')), { cpuMillis: 10, memoryMib: 20, instances: 30 });
+      // A deleted service's share is given back; deleting one that is not there changes nothing.
+      assert.equal(await s.transaction((u) => u.services.delete('acme', 'prod', 'a')), true);
+      assert.equal(await s.transaction((u) => u.services.delete('acme', 'prod', 'a')), false);
+      assert.deepEqual(await s.read((r) => r.services.tenantUsage('acme')), { instances: 1, cpuMillis: 100, memoryMib: 64 });
+      // A create that rolls back leaves the usage as it was.
+      await assert.rejects(
+        s.transaction(async (u) => {
+          await u.services.insert(svc('c', 5));
+          throw new Error('rolled back');
+        }),
+        /rolled back/,
+      );
+      assert.deepEqual(await s.read((r) => r.services.tenantUsage('acme')), { instances: 1, cpuMillis: 100, memoryMib: 64 });
+    });
+
+    it('fills the tenant usage rows from the services there are when it migrates an older database', async () => {
+      await s.transaction(async (u) => {
+        await u.services.insert(svc('a', 3));
+        await u.services.insert({ ...svc('b', 2), spec: { ...svc('b').spec, resources: { cpuMillis: 250, memoryMib: 512 } } });
+        await u.environments.insert('globex', 'prod', 1);
+        await u.services.insert({ ...svc('g', 1), tenant: 'globex' });
+      });
+      await s.close();
+      // The database as a release before tenant_usage left it: the services, no usage rows.
+      await db.sql(['DROP TABLE tenant_usage', 'DELETE FROM schema_migrations WHERE version = 6']);
+      s = await Storage.open(db.target);
+      assert.deepEqual(await s.read((r) => r.services.tenantUsage('acme')), { instances: 5, cpuMillis: 800, memoryMib: 1216 });
+      assert.deepEqual(await s.read((r) => r.services.tenantUsage('globex')), { instances: 1, cpuMillis: 100, memoryMib: 64 });
     });
 
     it('fences a unit of work by the lease epoch: after a takeover the old leader commits nothing', async () => {

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { startLocalPostgres, type LocalPostgres } from '../../server/storage/local-postgres';
 
@@ -45,6 +46,8 @@ export async function stopSharedPostgres(): Promise<void> {
 export interface TestDatabase {
   /** What Storage.open and --database take. */
   readonly target: string;
+  /** Runs statements on it directly, on a connection of its own, as an older release or an operator would. */
+  sql(statements: readonly string[]): Promise<void>;
   drop(): Promise<void>;
 }
 
@@ -52,7 +55,19 @@ export interface TestDatabase {
 export async function freshDatabase(dialect: TestDialect = testDialect()): Promise<TestDatabase> {
   if (dialect === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'podium-db-'));
-    return { target: join(dir, 'podium.db'), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    const target = join(dir, 'podium.db');
+    return {
+      target,
+      sql: async (statements) => {
+        const db = new Database(target);
+        try {
+          for (const statement of statements) db.exec(statement);
+        } finally {
+          db.close();
+        }
+      },
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
   const server = await sharedPostgres();
   const name = `t_${randomBytes(6).toString('hex')}`;
@@ -63,8 +78,18 @@ export async function freshDatabase(dialect: TestDialect = testDialect()): Promi
   } finally {
     await admin.end();
   }
+  const target = server.url.replace(/\/podium$/, `/${name}`);
   return {
-    target: server.url.replace(/\/podium$/, `/${name}`),
+    target,
+    sql: async (statements) => {
+      const c = new pg.Client({ connectionString: target });
+      await c.connect();
+      try {
+        for (const statement of statements) await c.query(statement);
+      } finally {
+        await c.end();
+      }
+    },
     drop: async () => {
       const c = new pg.Client({ connectionString: server.url.replace(/\/podium$/, '/postgres') });
       await c.connect();
