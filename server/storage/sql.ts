@@ -18,18 +18,28 @@ export interface Sql {
 export type Dialect = 'sqlite' | 'postgres';
 
 /**
- * `$1 … $n` → `?` in the order they occur, with the argument list to match (a placeholder used
- * twice appears twice). Our SQL never has `$` inside a string literal, so a scan is enough.
+ * `$1 … $n` → `?` in the order they occur, with the parameter index each `?` takes (a placeholder
+ * used twice appears twice). Our SQL never has `$` inside a string literal, so a scan is enough.
+ * Done once per statement text: the driver keeps `order` with the prepared statement.
  */
-export function positional(text: string, params: readonly unknown[]): { text: string; args: unknown[] } {
-  const args: unknown[] = [];
+export function positional(text: string): { text: string; order: number[] } {
+  const order: number[] = [];
   const out = text.replace(/\$(\d+)/g, (_m, n: string) => {
-    const i = Number(n) - 1;
-    if (i < 0 || i >= params.length) throw new RangeError(`placeholder $${n} has no parameter (${params.length} given)`);
-    args.push(params[i]);
+    order.push(Number(n) - 1);
     return '?';
   });
-  return { text: out, args };
+  return { text: out, order };
+}
+
+/** The arguments for a statement's `?`s, in `order`, from `params` ($1 is params[0]). */
+export function argumentsInOrder(order: readonly number[], params: readonly unknown[]): unknown[] {
+  const args = new Array<unknown>(order.length);
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k]!;
+    if (i < 0 || i >= params.length) throw new RangeError(`placeholder $${i + 1} has no parameter (${params.length} given)`);
+    args[k] = params[i];
+  }
+  return args;
 }
 
 /**

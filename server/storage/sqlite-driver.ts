@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { chmodSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Driver, DriverTransaction } from './driver';
-import { positional, type Sql } from './sql';
+import { argumentsInOrder, positional, type Sql } from './sql';
 
 /**
  * One connection per database file per process, shared: two connections to one file in one
@@ -72,7 +72,7 @@ export class SqliteDriver implements Driver {
 /** The connection itself: one better-sqlite3 handle and the queue every unit of work takes. */
 class SqliteConnection {
   private readonly db: Database.Database;
-  private readonly statements = new Map<string, { stmt: Database.Statement; reader: boolean; text: string }>();
+  private readonly statements = new Map<string, { stmt: Database.Statement; reader: boolean; order: number[] }>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -116,12 +116,12 @@ class SqliteConnection {
   private prepare(text: string, params: readonly unknown[]) {
     let stmt = this.statements.get(text);
     if (!stmt) {
-      const translated = positional(text, params.length > 0 ? params : []).text;
+      const { text: translated, order } = positional(text);
       const prepared = this.db.prepare(translated);
-      stmt = { stmt: prepared, reader: prepared.reader, text: translated };
+      stmt = { stmt: prepared, reader: prepared.reader, order };
       this.statements.set(text, stmt);
     }
-    return { stmt, args: positional(text, params).args.map(bindable) };
+    return { stmt, args: argumentsInOrder(stmt.order, params).map(bindable) };
   }
 
   transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
