@@ -34,8 +34,10 @@ import {
   type DeclineView,
   type FairCursor,
   type LotView,
+  type QueuedLot,
 } from './auction';
 import { FleetView } from './fleet-view';
+import { PendingLots } from './pending-lots';
 import type { ServerMetrics } from './metrics';
 import { fenced, type LeaderEpoch } from './leader-fence';
 import type { InstanceRecord, ServiceRecord, Storage } from './storage';
@@ -80,6 +82,8 @@ export class Auctioneer implements AuctionInbox {
   private readonly parking = new LotParking();
   private cursor: FairCursor = EMPTY_CURSOR;
   private readonly fleet: FleetView;
+  private readonly queue: PendingLots;
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly storage: Storage,
@@ -90,6 +94,9 @@ export class Auctioneer implements AuctionInbox {
     private readonly metrics: ServerMetrics,
   ) {
     this.fleet = new FleetView(storage, (hostId) => sessions.get(hostId) !== undefined);
+    this.queue = new PendingLots(storage, opts.now);
+    // Every committed event, from any process, in sequence order.
+    this.unsubscribe = storage.feed.subscribe((e) => this.eventCommitted(e));
   }
 
   /**
@@ -108,12 +115,15 @@ export class Auctioneer implements AuctionInbox {
    *  have led meanwhile. */
   resume(): void {
     this.fleet.reset();
+    this.queue.reset();
     this.paused = false;
   }
 
-  /** A committed event, from any process: the host it names is read again by the next round. */
-  eventCommitted(e: { type: string; host?: string }): void {
+  /** A committed event, from any process: the host it names is read again by the next round, and
+   *  the lot it names joins or leaves the queue. */
+  private eventCommitted(e: { type: string; host?: string; instance?: string }): void {
     this.fleet.eventCommitted(e);
+    this.queue.eventCommitted(e);
   }
 
   /** A host's record changed (its hello): read again by the next round. */
@@ -146,6 +156,7 @@ export class Auctioneer implements AuctionInbox {
 
   stop(): void {
     this.stopped = true;
+    this.unsubscribe();
     if (this.timer) clearTimeout(this.timer);
     for (const a of this.awaitingReply.values()) clearTimeout(a.timer);
     this.awaitingReply.clear();
@@ -194,20 +205,23 @@ export class Auctioneer implements AuctionInbox {
     const started = this.opts.now();
     // Before anything of the fleet is read: a change from here on un-parks what this round parks.
     const fleetAsOf = this.parking.fleetEpoch;
-    const queued = await this.storage.read((r) => r.instances.listPending());
-    this.parking.retain(new Set(queued.map((i) => i.id)));
-    const eligible = queued.filter((i) => this.parking.eligible(i.id, started));
+    const queued = await this.queue.current();
+    this.parking.retain(queued);
+    const eligible: QueuedLot[] = [];
+    for (const k of queued.values()) {
+      if (this.parking.eligible(k.id, started)) eligible.push({ id: k.id, tenant: k.tenant, service: serviceKey(k), haGroup: k.haGroup });
+    }
     if (eligible.length === 0) return;
-    const byId = new Map(eligible.map((i) => [i.id, i]));
-    const taken = takeFairBatch(
-      eligible.map((i) => ({ id: i.id, tenant: i.tenant, service: serviceKey(i), haGroup: i.haGroup })),
-      this.opts.batchSize,
-      this.cursor,
-    );
+    const taken = takeFairBatch(eligible, this.opts.batchSize, this.cursor);
     this.cursor = taken.cursor;
     // More eligible lots than one round holds: the next round starts as soon as this one ends.
     if (taken.batch.length < eligible.length) this.again = true;
-    const pending = taken.batch.map((q) => byId.get(q.id)!);
+    // Only this round's lots are read whole (and only those still pending).
+    const pending = await this.queue.take(taken.batch.map((q) => q.id));
+    if (pending.length === 0) {
+      this.again = true;
+      return;
+    }
     const services = new Map<string, { svc: ServiceRecord; avoid: ReadonlySet<string> }>();
     const lots: LotView[] = [];
     for (const inst of pending) {
@@ -304,6 +318,7 @@ export class Auctioneer implements AuctionInbox {
     for (const a of sent) {
       const inst = instById.get(a.lotId)!;
       this.fleet.reserved(a.hostId, inst.resources, inst.haGroup);
+      this.queue.taken(a.lotId);
     }
     for (const [lotId, why] of explanations) this.parking.park(lotId, why, now, this.opts.retryParkedMs, fleetAsOf);
     for (const a of sent) {
@@ -319,7 +334,7 @@ export class Auctioneer implements AuctionInbox {
     this.metrics.lots.inc({ outcome: 'awarded' }, sent.length);
     this.metrics.lots.inc({ outcome: 'pending' }, explanations.size);
     log.info(
-      { lots: lots.length, candidates: plan.calls.size, bids: round.bids.length, awards: sent.length, pending: explanations.size, parked: this.parking.size, queued: queued.length },
+      { lots: lots.length, candidates: plan.calls.size, bids: round.bids.length, awards: sent.length, pending: explanations.size, parked: this.parking.size, queued: queued.size },
       'auction round',
     );
   }

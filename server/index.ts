@@ -272,8 +272,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   storage.feed.subscribe((e) => {
     // Revocations: this process's list is read again at once (the poll would see them too).
     if (REVOKING_EVENTS.has(e.type)) void revocations.refresh().catch(() => undefined);
-    // The auction's view of the host the event names is read again.
-    auctioneer.eventCommitted(e);
     if (leader.epoch === null) return;
     // Desired state written by any process: the leader auctions new lots, and tells the hosts
     // of deleted instances to remove them (capacity freed).

@@ -53,7 +53,7 @@ export class LotParking {
   }
 
   /** Forgets lots that are no longer pending (awarded, deleted). */
-  retain(pending: ReadonlySet<string>): void {
+  retain(pending: { has(lotId: string): boolean }): void {
     for (const id of this.parked.keys()) if (!pending.has(id)) this.parked.delete(id);
   }
 

@@ -1,4 +1,4 @@
-import type { InstanceRecord, InstanceStateName, NewInstance } from './records';
+import type { InstanceRecord, InstanceStateName, NewInstance, PendingKey } from './records';
 import { inLists, type Sql } from './sql';
 
 interface InstanceRow {
@@ -117,9 +117,26 @@ export class InstanceRepository {
     return out;
   }
 
-  /** Pending instances (lots), oldest first; the auctioneer takes its fair batch from them. */
+  /** Pending instances (lots), oldest first. */
   async listPending(): Promise<InstanceRecord[]> {
     return (await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE state = 'pending' ORDER BY created_at, id`)).map(fromRow);
+  }
+
+  /** What the fair queue needs of every pending instance, oldest first: no row is mapped whole. */
+  async listPendingKeys(): Promise<PendingKey[]> {
+    const rows = await this.sql.all<{ id: string; tenant: string; environment: string; service: string; ha_group: string }>(
+      `SELECT id, tenant, environment, service, ha_group FROM instances WHERE state = 'pending' ORDER BY created_at, id`,
+    );
+    return rows.map((r) => ({ id: r.id, tenant: r.tenant, environment: r.environment, service: r.service, haGroup: r.ha_group }));
+  }
+
+  /** The instances of `ids` that are still pending, whole, oldest first (the others are absent). */
+  async pendingOfIds(ids: readonly string[]): Promise<InstanceRecord[]> {
+    const out: InstanceRecord[] = [];
+    for (const { placeholders, params } of inLists(ids)) {
+      out.push(...(await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE state = 'pending' AND id IN ${placeholders}`, params)).map(fromRow));
+    }
+    return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** Hosts where instances of the service failed at or after `since` (the auction avoids them). */

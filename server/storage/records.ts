@@ -136,3 +136,12 @@ export interface ApiTokenRecord {
   role: string;
   createdAt: number;
 }
+
+/** A pending instance as the auction's queue keeps it. */
+export interface PendingKey {
+  id: string;
+  tenant: string;
+  environment: string;
+  service: string;
+  haGroup: string;
+}
