@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HostLiveness } from './host-liveness';
 import { fenced, type LeaderEpoch } from './leader-fence';
-import type { InstanceRecord, ServiceRecord, Storage, UnitOfWork } from './storage';
+import type { InstanceRecord, NewInstance, ServiceRecord, Storage, UnitOfWork } from './storage';
 
 export const WAITING_FOR_AUCTION = 'waiting for an auction';
 
@@ -59,20 +59,20 @@ export class Orchestrator {
    * Creates a pending instance for every missing replica of `svc`, in the caller's unit of work,
    * so that a service is never stored without its lots. Counting and inserting happen under the
    * service's lock: two units (a create and a tick, or two processes) cannot both count the same
-   * gap and both fill it. Returns how many it created. Any Pod API process may call it: it writes
-   * desired state only, and the leader's auctioneer picks the lots up.
+   * gap and both fill it. Returns the instances it created, as stored. Any Pod API process may
+   * call it: it writes desired state only, and the leader's auctioneer picks the lots up.
    */
-  async ensureReplicas(uow: UnitOfWork, svc: ServiceRecord): Promise<number> {
+  async ensureReplicas(uow: UnitOfWork, svc: ServiceRecord): Promise<InstanceRecord[]> {
     await uow.lock(`replicas:${svc.tenant}/${svc.environment}/${svc.name}`);
     const instances = await uow.instances.listOfService(svc.tenant, svc.environment, svc.name);
     const live = instances.filter((i) => i.state === 'pending' || i.state === 'starting' || i.state === 'running').length;
     const missing = svc.spec.replicas - live;
     const now = this.opts.now();
-    if (missing <= 0 || this.inBackoff(instances, now)) return 0;
+    if (missing <= 0 || this.inBackoff(instances, now)) return [];
+    const created: InstanceRecord[] = [];
     for (let k = 0; k < missing; k++) {
-      const id = newInstanceId();
-      await uow.instances.insert({
-        id,
+      const inst: NewInstance = {
+        id: newInstanceId(),
         tenant: svc.tenant,
         environment: svc.environment,
         service: svc.name,
@@ -80,10 +80,12 @@ export class Orchestrator {
         resources: svc.spec.resources,
         message: WAITING_FOR_AUCTION,
         createdAt: now,
-      });
-      uow.emit({ tenant: svc.tenant, type: 'instance.pending', environment: svc.environment, service: svc.name, instance: id, time: now });
+      };
+      await uow.instances.insert(inst);
+      uow.emit({ tenant: svc.tenant, type: 'instance.pending', environment: svc.environment, service: svc.name, instance: inst.id, time: now });
+      created.push({ ...inst, host: null, state: 'pending', containerId: '', excludedHosts: [], updatedAt: now });
     }
-    return missing;
+    return created;
   }
 
   /** True while the service's latest failure is more recent than its restart delay. */
@@ -122,7 +124,7 @@ export class Orchestrator {
     }
     let created = 0;
     for (const svc of await this.storage.read((r) => r.services.listUnderReplicated())) {
-      created += await this.storage.transaction((u) => this.ensureReplicas(u, svc));
+      created += (await this.storage.transaction((u) => this.ensureReplicas(u, svc))).length;
     }
     if (created > 0) this.onPending();
     return created;

@@ -138,24 +138,29 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
   const { storage } = deps;
   const serviceWithInstances = async (svc: ServiceRecord) =>
     serviceView(svc, await storage.read((r) => r.instances.listOfService(svc.tenant, svc.environment, svc.name)));
-  /** One service and its lots, in a unit of work it may share with other creates; false when the name is taken. */
-  const createOne = async (u: UnitOfWork, rec: ServiceRecord): Promise<boolean> => {
+  /**
+   * One service and its lots, in a unit of work it may share with other creates: the lots as
+   * stored, or why not. The environment is checked in the same unit, so that a create answered
+   * from what it committed needs no read before or after it.
+   */
+  const createOne = async (u: UnitOfWork, rec: ServiceRecord): Promise<InstanceRecord[] | 'no-environment' | 'exists'> => {
     const { tenant, spec } = rec;
     // The tenant's lock: two creates cannot both fit in the same headroom of its quota.
     await u.lock(`quota:${tenant}`);
-    if (await u.services.get(tenant, rec.environment, rec.name)) return false;
+    if (!(await u.environments.exists(tenant, rec.environment))) return 'no-environment';
+    if (await u.services.get(tenant, rec.environment, rec.name)) return 'exists';
     await assertWithinQuota(u, tenant, spec, deps.defaultQuota);
-    if (!(await u.services.insert(rec))) return false;
+    if (!(await u.services.insert(rec))) return 'exists';
     u.emit({ tenant, type: 'service.created', environment: rec.environment, service: rec.name, message: `${spec.replicas} replicas of ${spec.image}` });
-    await deps.orchestrator.ensureReplicas(u, rec);
+    const lots = await deps.orchestrator.ensureReplicas(u, rec);
     u.afterCommit(() => deps.kickAuction());
-    return true;
+    return lots;
   };
   // Creates that arrive while one commits share the next commit (each commit is a disk sync);
   // one refused by its quota is tried alone, so it fails only its own caller.
-  const creates = new GroupCommit<ServiceRecord, boolean>((batch) =>
+  const creates = new GroupCommit<ServiceRecord, Awaited<ReturnType<typeof createOne>>>((batch) =>
     storage.transaction(async (u) => {
-      const out: boolean[] = [];
+      const out: Array<Awaited<ReturnType<typeof createOne>>> = [];
       for (const rec of batch) out.push(await createOne(u, rec));
       return out;
     }),
@@ -186,16 +191,19 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
      * feed. Roles: gateway, operator.
      */
     createService: unary<CreateServiceRequest, Service>(deps, CUSTOMER, async (req, tenant) => {
-      await requireEnvironment(storage, tenant, req.environment);
+      const envName = nameViolation('environment', req.environment);
+      if (envName) assertNoViolations([envName]);
       const { name, spec } = validateService(req.service);
       const rec: ServiceRecord = { tenant, environment: req.environment, name, spec, createdAt: Date.now() };
       const created = await creates.submit(rec);
-      if (!created) {
+      if (created === 'no-environment') throw PodiumError.notFound(`environment "${req.environment}"`);
+      if (created === 'exists') {
         throw new PodiumError(status.ALREADY_EXISTS, `service "${name}" already exists in environment "${req.environment}"`, [
           { field: 'name', description: 'already exists' },
         ]);
       }
-      return serviceWithInstances(rec);
+      // What the unit committed: a new service has no instances but these.
+      return serviceView(rec, created);
     }),
 
     getService: unary<GetServiceRequest, Service>(deps, CUSTOMER, async (req, tenant) => {
