@@ -9,7 +9,8 @@ import { performance } from 'node:perf_hooks';
 import type { HostView, LotView } from '../server/auction';
 import { firstFit } from './first-fit';
 import { createService, flag, inParallel, machine, percentile, prepareTenant, round1, runMain, watchRunning, withServerAndFleet } from './sim/placements';
-import type { ServerProcess } from './sim/server-process';
+import type { SimulatedFleet } from './sim/fleet';
+import { processCpuMs, type ServerProcess } from './sim/server-process';
 
 const AGENTS = flag('agents', 1000);
 const LOTS = flag('lots', 20_000);
@@ -31,7 +32,13 @@ function firstFitLotsPerSecond(ha: boolean): number {
   return placed / ((performance.now() - t0) / 1000);
 }
 
-async function pass(server: ServerProcess, ha: boolean, prefix: string) {
+/** CPU time so far of the server, the agents' workers and this process (the clients), in ms. */
+function cpuMs(server: ServerProcess, fleet: SimulatedFleet) {
+  const own = process.cpuUsage();
+  return { server: server.cpuMs(), agents: fleet.pids.reduce((sum, pid) => sum + processCpuMs(pid), 0), clients: (own.user + own.system) / 1000 };
+}
+
+async function pass(server: ServerProcess, fleet: SimulatedFleet, ha: boolean, prefix: string) {
   const op = await server.operator();
   const perService = ha ? 3 : 100;
   const names = Array.from({ length: Math.floor(LOTS / perService) }, (_, i) => `${prefix}-${i}`);
@@ -46,6 +53,7 @@ async function pass(server: ServerProcess, ha: boolean, prefix: string) {
     lastAt = at;
     if (running === total) done();
   });
+  const cpu0 = cpuMs(server, fleet);
   const t0 = performance.now();
   const createMs: number[] = [];
   await inParallel(names, 32, async (n) => {
@@ -58,6 +66,8 @@ async function pass(server: ServerProcess, ha: boolean, prefix: string) {
   const outcome = await Promise.race([allRunning.then(() => 'ok' as const), timeout]);
   stream.cancel();
   const seconds = ((outcome === 'ok' ? lastAt : performance.now()) - t0) / 1000;
+  const cpu1 = cpuMs(server, fleet);
+  const share = (k: keyof typeof cpu0) => Math.round((cpu1[k] - cpu0[k]) / ((performance.now() - t0) / 100));
   return {
     bench: 'throughput',
     kind: ha ? 'ha-3' : 'single',
@@ -70,6 +80,8 @@ async function pass(server: ServerProcess, ha: boolean, prefix: string) {
     placementsPerSecond: round1(running / seconds),
     createsSeconds: round1((createdAt - t0) / 1000),
     createServiceMs: { p50: round1(percentile(createMs, 50)), p99: round1(percentile(createMs, 99)), inFlight: 32 },
+    // Percent of one core each side used over the pass: which of them the machine's two cores bound.
+    cpuPercent: { server: share('server'), agents: share('agents'), clients: share('clients') },
     baseline: { placer: 'first-fit, in memory', placementsPerSecond: Math.round(firstFitLotsPerSecond(ha)) },
     machine: machine(),
   };
@@ -78,9 +90,9 @@ async function pass(server: ServerProcess, ha: boolean, prefix: string) {
 runMain(() =>
   withServerAndFleet(
     { agents: AGENTS, capacity: CAPACITY, flags: DATABASE ? ['--database', DATABASE] : [], before: async (server) => prepareTenant(await server.operator(), 4 * LOTS) },
-    async (server) => {
-      process.stdout.write(`${JSON.stringify(await pass(server, false, 'single'))}\n`);
-      process.stdout.write(`${JSON.stringify(await pass(server, true, 'ha'))}\n`);
+    async (server, fleet) => {
+      process.stdout.write(`${JSON.stringify(await pass(server, fleet, false, 'single'))}\n`);
+      process.stdout.write(`${JSON.stringify(await pass(server, fleet, true, 'ha'))}\n`);
     },
   ),
 );

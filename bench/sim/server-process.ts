@@ -14,6 +14,12 @@ import { poll } from '../../test/support/poll';
 const BIN = join(__dirname, '..', '..', '..', 'bin', 'podium');
 const TRUST_DOMAIN = 'podium.local';
 
+/** User and system CPU time of process `pid` so far, in ms (from /proc, in 10 ms ticks). */
+export function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 export class ServerProcess {
   readonly dir = mkdtempSync(join(tmpdir(), 'podium-bench-'));
   readonly dataDir = join(this.dir, 'server');
@@ -93,8 +99,7 @@ export class ServerProcess {
 
   /** User + system CPU time so far (ms), from /proc (clock ticks of 10 ms). */
   cpuMs(): number {
-    const fields = readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    return processCpuMs(this.pid);
   }
 
   /** One join token good for `uses` agents. */
