@@ -296,9 +296,11 @@ export class Auctioneer implements AuctionInbox {
       await fenced(u, this.leader);
       for (const [lotId, why] of explanations) await u.instances.setPendingMessage(lotId, why.text);
       const out: Array<{ lotId: string; hostId: string; spec: ContainerSpec }> = [];
+      // One statement for the round's reservations; a lot deleted meanwhile is not among them.
+      const reserved = await u.instances.reserveAll(result.awards.map((a) => ({ id: a.lotId, host: a.hostId })), now);
       for (const award of result.awards) {
         const inst = instById.get(award.lotId)!;
-        if (!(await u.instances.reserve(award.lotId, award.hostId, now))) continue; // deleted meanwhile
+        if (!reserved.has(award.lotId)) continue;
         u.emit({
           tenant: inst.tenant,
           type: 'instance.awarded',

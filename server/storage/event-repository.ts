@@ -25,17 +25,33 @@ export class EventRepository {
     return Number(r?.s ?? 0);
   }
 
-  /** Inserts events in order and returns them with their sequences. For the unit of work only. */
+  /**
+   * Inserts events in order and returns them with their sequences. For the unit of work only.
+   * Many rows per statement (a round's awards are a thousand events): chunks of powers of two up
+   * to 128, so that any count is a few statements of at most eight shapes, each prepared once.
+   * Rows get their sequences in the order of the VALUES list, so the returned sequences, sorted,
+   * are the events' in order whatever order RETURNING gives them in.
+   */
   async insertAll(events: readonly NewEvent[], now: number): Promise<EventRecord[]> {
     const out: EventRecord[] = [];
-    for (const e of events) {
-      const rec = { environment: '', service: '', instance: '', host: '', message: '', time: now, ...e };
-      const row = await this.sql.get<{ sequence: number }>(
-        `INSERT INTO events (time, tenant, type, environment, service, instance, host, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING sequence`,
-        [rec.time, rec.tenant, rec.type, rec.environment, rec.service, rec.instance, rec.host, rec.message],
-      );
-      out.push({ ...rec, sequence: Number(row!.sequence) });
+    let at = 0;
+    while (at < events.length) {
+      let size = 128;
+      while (size > events.length - at) size /= 2;
+      const chunk = events.slice(at, at + size).map((e) => ({ environment: '', service: '', instance: '', host: '', message: '', time: now, ...e }));
+      at += size;
+      const rows = chunk.map((_, k) => `(${Array.from({ length: 8 }, (_, c) => `$${k * 8 + c + 1}`).join(', ')})`).join(', ');
+      const params = chunk.flatMap((r) => [r.time, r.tenant, r.type, r.environment, r.service, r.instance, r.host, r.message]);
+      const sequences = (
+        await this.sql.all<{ sequence: number }>(
+          `INSERT INTO events (time, tenant, type, environment, service, instance, host, message) VALUES ${rows} RETURNING sequence`,
+          params,
+        )
+      )
+        .map((r) => Number(r.sequence))
+        .sort((a, b) => a - b);
+      if (sequences.length !== chunk.length) throw new Error(`inserted ${sequences.length} of ${chunk.length} events`);
+      chunk.forEach((r, k) => out.push({ ...r, sequence: sequences[k]! }));
     }
     return out;
   }

@@ -166,6 +166,30 @@ export class InstanceRepository {
     return changes === 1;
   }
 
+  /**
+   * reserve for many awards at once (a round's): one statement per 256, and the ids of those
+   * reserved (the others were no longer pending). Pairs are padded to a power of two by repeating
+   * the last one, which joins the same row to the same host again.
+   */
+  async reserveAll(awards: ReadonlyArray<{ id: string; host: string }>, now: number): Promise<Set<string>> {
+    const reserved = new Set<string>();
+    for (let i = 0; i < awards.length; i += 256) {
+      const slice = awards.slice(i, i + 256);
+      let size = 1;
+      while (size < slice.length) size *= 2;
+      const padded = [...slice, ...Array<{ id: string; host: string }>(size - slice.length).fill(slice[slice.length - 1]!)];
+      const values = padded.map((_, k) => `($${2 * k + 2}, $${2 * k + 3})`).join(', ');
+      const rows = await this.sql.all<{ id: string }>(
+        `UPDATE instances SET host = v.column2, state = 'starting', message = '', updated_at = $1
+           FROM (VALUES ${values}) AS v WHERE instances.id = v.column1 AND instances.state = 'pending'
+           RETURNING instances.id`,
+        [now, ...padded.flatMap((a) => [a.id, a.host])],
+      );
+      for (const r of rows) reserved.add(r.id);
+    }
+    return reserved;
+  }
+
   /** Sends an instance back to the auction, optionally excluding a host that refused it. */
   async requeue(id: string, excludeHost: string | null, message: string, now: number): Promise<boolean> {
     const inst = await this.get(id);

@@ -126,6 +126,52 @@ for (const dialect of DIALECTS) {
       assert.deepEqual((await s.read((r) => r.hosts.get('h1')))!.labels, { zone: 'a' });
     });
 
+    it('reserves a round of awards in one go: only still-pending lots, each on its own host', async () => {
+      const hosts = ['h1', 'h2', 'h3'];
+      await s.transaction(async (u) => {
+        await u.services.insert(svc('web', 300));
+        for (const id of hosts) await u.hosts.upsert({ id, pod: 'p', provider: 'x', labels: {}, capacity: { cpuMillis: 100_000, memoryMib: 100_000 }, apparmor: 1, state: 'up', lastHeartbeat: 5 }, 5);
+        for (let i = 0; i < 300; i++) await u.instances.insert({ id: `i${i}`, tenant: 'acme', environment: 'prod', service: 'web', haGroup: '', resources: { cpuMillis: 1, memoryMib: 1 }, message: 'waiting', createdAt: i });
+        assert.ok(await u.instances.reserve('i7', 'h3', 8), 'already awarded before the round');
+        await u.instances.delete('i8');
+      });
+      // 300 awards: a full slice of 256 and one of 44, padded to 64.
+      const awards = Array.from({ length: 300 }, (_, i) => ({ id: `i${i}`, host: hosts[i % 3]! }));
+      const reserved = await s.transaction((u) => u.instances.reserveAll(awards, 9));
+      assert.equal(reserved.size, 298);
+      assert.ok(!reserved.has('i7') && !reserved.has('i8'));
+      const rows = await s.read((r) => r.instances.listOfService('acme', 'prod', 'web'));
+      assert.equal(rows.length, 299);
+      for (const r of rows) {
+        const n = Number(r.id.slice(1));
+        assert.equal(r.state, 'starting', r.id);
+        assert.equal(r.host, n === 7 ? 'h3' : hosts[n % 3], r.id);
+        if (n !== 7) assert.deepEqual([r.message, r.updatedAt], ['', 9], r.id);
+      }
+      assert.equal((await s.transaction((u) => u.instances.reserveAll(awards.slice(0, 5), 10))).size, 0, 'never twice');
+    });
+
+    it('writes a unit of many events with sequences in the order they were emitted', async () => {
+      const seen: EventRecord[] = [];
+      s.feed.subscribe((e) => seen.push(e));
+      await s.transaction(async (u) => u.emit({ tenant: 'acme', type: 'first' }));
+      const emitted = await s.transaction(async (u) => {
+        // 203 = 128 + 64 + 8 + 2 + 1: five statements of different sizes.
+        for (let i = 0; i < 203; i++) u.emit({ tenant: 'acme', type: `e${i}`, instance: `i${i}`, time: 1000 + i });
+        return 203;
+      });
+      await s.feed.pump();
+      assert.equal(seen.length, 1 + emitted);
+      seen.forEach((e, k) => assert.equal(e.sequence, k + 1, `sequence of event ${k}`));
+      assert.deepEqual(seen.slice(1).map((e) => [e.type, e.instance, e.time]), Array.from({ length: 203 }, (_, i) => [`e${i}`, `i${i}`, 1000 + i]));
+      const stored = await s.read((r) => r.events.list('acme', '', 0));
+      assert.deepEqual(stored.map((e) => [e.sequence, e.type]), seen.map((e) => [e.sequence, e.type]));
+      // What the unit is told (and publishes without reading the store back): each event's own sequence.
+      const written = await s.transaction((u) => u.events.insertAll(Array.from({ length: 77 }, (_, i) => ({ tenant: 'acme', type: `w${i}` })), 5));
+      const back = new Map((await s.read((r) => r.events.list('acme', '', 204))).map((e) => [e.sequence, e.type]));
+      assert.deepEqual(written.map((e) => back.get(e.sequence)), written.map((e) => e.type));
+    });
+
     it('counts what a tenant asks for, and which services miss replicas', async () => {
       await s.transaction(async (u) => {
         await u.services.insert(svc('a', 3));
