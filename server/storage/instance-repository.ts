@@ -130,11 +130,18 @@ export class InstanceRepository {
     return rows.map((r) => ({ id: r.id, tenant: r.tenant, environment: r.environment, service: r.service, haGroup: r.ha_group }));
   }
 
-  /** The instances of `ids` that are still pending, whole, oldest first (the others are absent). */
+  /**
+   * The instances of `ids` that are still pending, whole, oldest first (the others are absent).
+   * Looked up by id alone, the state checked here: with `state = 'pending'` in the query, SQLite
+   * (without statistics) chose the partial index of pending rows and scanned the whole backlog
+   * for each round's lots, 5 % of a busy Pod API's time.
+   */
   async pendingOfIds(ids: readonly string[]): Promise<InstanceRecord[]> {
     const out: InstanceRecord[] = [];
     for (const { placeholders, params } of inLists(ids)) {
-      out.push(...(await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE state = 'pending' AND id IN ${placeholders}`, params)).map(fromRow));
+      for (const r of await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE id IN ${placeholders}`, params)) {
+        if (r.state === 'pending') out.push(fromRow(r));
+      }
     }
     return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
