@@ -143,7 +143,8 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
    * stored, or why not. The environment is checked in the same unit, so that a create answered
    * from what it committed needs no read before or after it.
    */
-  const createOne = async (u: UnitOfWork, rec: ServiceRecord): Promise<InstanceRecord[] | 'no-environment' | 'exists'> => {
+  type CreateOutcome = InstanceRecord[] | 'no-environment' | 'exists';
+  const createOne = async (u: UnitOfWork, rec: ServiceRecord): Promise<CreateOutcome> => {
     const { tenant, spec } = rec;
     // The tenant's lock: two creates cannot both fit in the same headroom of its quota.
     await u.lock(`quota:${tenant}`);
@@ -158,9 +159,9 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
   };
   // Creates that arrive while one commits share the next commit (each commit is a disk sync);
   // one refused by its quota is tried alone, so it fails only its own caller.
-  const creates = new GroupCommit<ServiceRecord, Awaited<ReturnType<typeof createOne>>>((batch) =>
+  const creates = new GroupCommit<ServiceRecord, CreateOutcome>((batch) =>
     storage.transaction(async (u) => {
-      const out: Array<Awaited<ReturnType<typeof createOne>>> = [];
+      const out: CreateOutcome[] = [];
       for (const rec of batch) out.push(await createOne(u, rec));
       return out;
     }),

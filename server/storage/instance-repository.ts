@@ -1,5 +1,5 @@
 import type { InstanceRecord, InstanceStateName, NewInstance, PendingKey } from './records';
-import { inLists, type Sql } from './sql';
+import { inLists, paddedSlices, type Sql } from './sql';
 
 interface InstanceRow {
   id: string;
@@ -117,11 +117,6 @@ export class InstanceRepository {
     return out;
   }
 
-  /** Pending instances (lots), oldest first. */
-  async listPending(): Promise<InstanceRecord[]> {
-    return (await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE state = 'pending' ORDER BY created_at, id`)).map(fromRow);
-  }
-
   /** What the fair queue needs of every pending instance, oldest first: no row is mapped whole. */
   async listPendingKeys(): Promise<PendingKey[]> {
     const rows = await this.sql.all<{ id: string; tenant: string; environment: string; service: string; ha_group: string }>(
@@ -131,7 +126,8 @@ export class InstanceRepository {
   }
 
   /**
-   * The instances of `ids` that are still pending, whole, oldest first (the others are absent).
+   * The instances of `ids` that are still pending, whole, in no particular order (the others are
+   * absent).
    * Looked up by id alone, the state checked here: with `state = 'pending'` in the query, SQLite
    * (without statistics) chose the partial index of pending rows and scanned the whole backlog
    * for each round's lots, 5 % of a busy Pod API's time.
@@ -143,7 +139,7 @@ export class InstanceRepository {
         if (r.state === 'pending') out.push(fromRow(r));
       }
     }
-    return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return out;
   }
 
   /** Hosts where instances of the service failed at or after `since` (the auction avoids them). */
@@ -174,17 +170,13 @@ export class InstanceRepository {
   }
 
   /**
-   * reserve for many awards at once (a round's): one statement per 256, and the ids of those
-   * reserved (the others were no longer pending). Pairs are padded to a power of two by repeating
-   * the last one, which joins the same row to the same host again.
+   * reserve for many awards at once (a round's): one statement per 256 (paddedSlices: a repeated
+   * pair joins the same row to the same host again), and the ids of those reserved (the others
+   * were no longer pending).
    */
   async reserveAll(awards: ReadonlyArray<{ id: string; host: string }>, now: number): Promise<Set<string>> {
     const reserved = new Set<string>();
-    for (let i = 0; i < awards.length; i += 256) {
-      const slice = awards.slice(i, i + 256);
-      let size = 1;
-      while (size < slice.length) size *= 2;
-      const padded = [...slice, ...Array<{ id: string; host: string }>(size - slice.length).fill(slice[slice.length - 1]!)];
+    for (const padded of paddedSlices(awards)) {
       const values = padded.map((_, k) => `($${2 * k + 2}, $${2 * k + 3})`).join(', ');
       const rows = await this.sql.all<{ id: string }>(
         `UPDATE instances SET host = v.column2, state = 'starting', message = '', updated_at = $1

@@ -43,20 +43,25 @@ export function argumentsInOrder(order: readonly number[], params: readonly unkn
 }
 
 /**
- * `ids` in slices for `IN (…)` lists whose placeholders start at `$from`: each slice holds at most
- * 256 ids and is padded (with its last id) to a power of two, so that a query over any number of
- * ids is one of nine statement texts, each prepared once.
+ * `items` in slices of at most 256, each padded (with its last item) to a power of two, so that a
+ * statement over any number of items is one of nine texts, each prepared once. Repeating an item
+ * must not change what the statement does (an id twice in an IN list, a pair twice in a VALUES
+ * list that is joined to the rows it names).
  */
-export function inLists(ids: readonly string[], from = 1): Array<{ placeholders: string; params: string[] }> {
-  const out: Array<{ placeholders: string; params: string[] }> = [];
-  for (let i = 0; i < ids.length; i += 256) {
-    const slice = ids.slice(i, i + 256);
+export function paddedSlices<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += 256) {
+    const slice = items.slice(i, i + 256);
     let size = 1;
     while (size < slice.length) size *= 2;
-    const params = [...slice, ...Array<string>(size - slice.length).fill(slice[slice.length - 1]!)];
-    out.push({ placeholders: `(${params.map((_, k) => `$${from + k}`).join(', ')})`, params });
+    out.push([...slice, ...Array<T>(size - slice.length).fill(slice[slice.length - 1]!)]);
   }
   return out;
+}
+
+/** `ids` in padded slices (paddedSlices) for `IN (…)` lists whose placeholders start at `$from`. */
+export function inLists(ids: readonly string[], from = 1): Array<{ placeholders: string; params: string[] }> {
+  return paddedSlices(ids).map((params) => ({ placeholders: `(${params.map((_, k) => `$${from + k}`).join(', ')})`, params }));
 }
 
 /** Thrown when a unit of work runs without (or after losing) the leader lease it was fenced by. */

@@ -135,7 +135,7 @@ describe('auctioneer', function () {
     auctioneer.stop();
     let draw = 0;
     auctioneer = makeAuctioneer(1, () => [0, 0.4][draw++ % 2]!);
-    const ids = (await storage.read((r) => r.instances.listPending())).map((i) => i.id);
+    const ids = (await storage.read((r) => r.instances.listPendingKeys())).map((i) => i.id);
     const calledFor = new Map<string, Set<string>>();
     answer = (host, msg) => {
       const k = msg.kind;
