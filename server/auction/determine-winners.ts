@@ -49,7 +49,8 @@ interface Lot {
  * one lot the lowest counts.
  *
  * A host's price counts what the round gives it: the effective price of a bid is its price plus
- * its round weight times the share of the host's capacity awarded to it earlier in the round, plus
+ * its round weight times how far the awards made to the host earlier in the round move the load
+ * the price measured (the larger of CPU and memory fractions with the lot placed), plus
  * AVOID_PENALTY where the lot's service failed on that host recently. Agents price from what only
  * they know (their real free resources, cached images, replicas already there); the server, which
  * alone knows what it has awarded a host so far in the round, applies the rest. So 30 lots on 3
@@ -120,7 +121,7 @@ export function determineWinners(
   const effective = (lot: Lot, host: HostView): number => {
     const bid = lot.bids.get(host.id)!;
     const avoid = lot.view.avoidHosts?.has(host.id) ? AVOID_PENALTY : 0;
-    return bid.price + bid.roundWeight * state.roundShare(host) + avoid;
+    return bid.price + bid.roundWeight * state.roundShift(host, lot.view) + avoid;
   };
 
   // 1. HA groups, each as one matching.

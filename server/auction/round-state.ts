@@ -39,14 +39,23 @@ export class RoundState {
   }
 
   /**
-   * The share of the host's capacity this round has awarded it: the larger of the CPU and the
-   * memory fraction, in [0, ∞) (0 for a dimension the host advertises none of).
+   * How far this round's earlier awards move the load a bid for `lot` measured: the host's load
+   * (the larger of its CPU and memory fractions) with the lot on top of its allocation and this
+   * round's awards, minus the same without the round's awards. 0 when the round gave the host
+   * nothing; the awarded share itself when the lot and the awards load the same dimension. A
+   * dimension the host advertises none of counts as 0.
    */
-  roundShare(host: HostView): number {
+  roundShift(host: HostView, lot: LotView): number {
     const awarded = this.byHost.get(host.id);
     if (awarded === undefined) return 0;
+    const { cpuMillis: cpu, memoryMib: mem } = host.capacity;
     const share = (used: number, capacity: number) => (capacity > 0 ? used / capacity : 0);
-    return Math.max(share(awarded.cpuMillis, host.capacity.cpuMillis), share(awarded.memoryMib, host.capacity.memoryMib));
+    const load = (extraCpu: number, extraMem: number) =>
+      Math.max(
+        share(host.allocated.cpuMillis + lot.resources.cpuMillis + extraCpu, cpu),
+        share(host.allocated.memoryMib + lot.resources.memoryMib + extraMem, mem),
+      );
+    return load(awarded.cpuMillis, awarded.memoryMib) - load(0, 0);
   }
 
   /** Records an award. The caller has checked every placement rule first. */

@@ -114,8 +114,9 @@ export interface BidView {
   price: number;
   /**
    * How the host's price moves with what the round awards it before this lot: the effective
-   * price is `price + roundWeight × share`, where share is the larger of the CPU and memory
-   * fractions of the host's capacity awarded to it earlier in the round. Positive spreads,
+   * price is `price + roundWeight × shift`, where shift is how far the awards made to the host
+   * earlier in the round move its load with the lot placed (the larger of the CPU and memory
+   * fractions of its capacity, as the price measures it). Positive spreads,
    * negative packs; clamped to ±MAX_ROUND_WEIGHT; absent means 0.
    */
   roundWeight?: number;
