@@ -1,4 +1,5 @@
 import { explanation } from './explanation-text';
+import { FleetCensus } from './fleet-census';
 import { minCostMatching, type MatchingCell } from './min-cost-matching';
 import { firstExclusion, pipelineFor, type PlacementRule } from './placement-rules';
 import { RoundState } from './round-state';
@@ -160,16 +161,10 @@ export function determineWinners(
 
   // 3. What is left stays pending, with its reasons as the round ends.
   const pending = new Map<string, ReturnType<typeof explanation>>();
+  const census = new FleetCensus(hosts, state);
   for (const lot of lotById.values()) {
     if (awarded.has(lot.view.id)) continue;
-    const counts: Partial<Record<ExclusionReason, number>> = {};
-    let byAgents = 0;
-    for (const host of hosts) {
-      const byRule = firstExclusion(lot.pipeline, host, lot.view, state);
-      const reason: ExclusionReason = byRule ?? declineReason(lot.declines.get(host.id));
-      if (byRule === undefined) byAgents++;
-      counts[reason] = (counts[reason] ?? 0) + 1;
-    }
+    const { counts, byAgents } = census.explain(lot.view, lot.pipeline, lot.declines.keys(), (hostId) => declineReason(lot.declines.get(hostId)));
     pending.set(lot.view.id, explanation(hosts.length, counts, byAgents));
   }
   return { awards, pending };

@@ -1,4 +1,5 @@
 import { explanation } from './explanation-text';
+import { FleetCensus } from './fleet-census';
 import { firstExclusion, pipelineFor, type PlacementRule } from './placement-rules';
 import { RoundState } from './round-state';
 import type { ExclusionReason, HostView, LotView, PlanOptions, RoundPlan } from './types';
@@ -16,8 +17,11 @@ import { assertUniqueIds } from './unique-ids';
  * is never drawn. Otherwise hosts are visited in a random order (a lazily shuffled index, so a
  * lot costs O(hosts visited), not O(fleet)) until `maxCandidatesPerLot` candidates are found:
  * a uniform sample of the candidates, the "power of d choices" that keeps a round's cost flat as
- * the fleet grows. A lot for which no host passes is visited against the whole fleet and goes to
- * `unplaceable` with its explanation, and in no call.
+ * the fleet grows. A lot for which fewer than `maxCandidatesPerLot` hosts pass has visited the
+ * whole fleet; the lots after it that ask the same (resources, constraints) take their candidates
+ * from the hosts that passed it (FleetCensus), so a backlog no host can take costs one visit of
+ * the fleet per shape, not per lot. A lot no host passes goes to `unplaceable` with its
+ * explanation, and in no call.
  *
  * Guarantees: each host appears at most once in `calls` (one call per host per round), with its
  * lot ids in the order of `lots`; `calls` iterates in the order of `hosts`; each lot is in at
@@ -35,15 +39,28 @@ export function planRound(hosts: readonly HostView[], lots: readonly LotView[], 
   const lotsOfHost: (string[] | undefined)[] = new Array(hosts.length);
   const plan: RoundPlan = { calls: new Map(), unplaceable: new Map() };
 
+  const census = new FleetCensus(hosts, state);
   for (const lot of lots) {
     const pipeline = pipelineFor(lot);
-    const counts: Partial<Record<ExclusionReason, number>> = {};
-    const picked =
-      hosts.length <= d
-        ? scanAll(hosts, lot, pipeline, state, counts)
-        : sample(hosts, lot, pipeline, state, counts, d, opts.random);
+    let picked: number[];
+    const known = hosts.length <= d ? null : census.knownPassers(lot, pipeline);
+    if (known !== null) {
+      picked = known.length <= d ? known : sampleOf(known, d, opts.random);
+    } else {
+      const counts: Partial<Record<ExclusionReason, number>> = {};
+      picked =
+        hosts.length <= d
+          ? scanAll(hosts, lot, pipeline, state, counts)
+          : sample(hosts, lot, pipeline, state, counts, d, opts.random);
+      if (picked.length === 0) {
+        plan.unplaceable.set(lot.id, explanation(hosts.length, counts));
+        continue;
+      }
+      // The whole fleet was visited and few hosts pass: the next lots of this shape use the list.
+      if (picked.length < d && hosts.length > d) census.count(lot, pipeline);
+    }
     if (picked.length === 0) {
-      plan.unplaceable.set(lot.id, explanation(hosts.length, counts));
+      plan.unplaceable.set(lot.id, explanation(hosts.length, census.explain(lot, pipeline).counts));
       continue;
     }
     for (const i of picked) (lotsOfHost[i] ??= []).push(lot.id);
@@ -57,6 +74,16 @@ export function planRound(hosts: readonly HostView[], lots: readonly LotView[], 
 }
 
 type Counts = Partial<Record<ExclusionReason, number>>;
+
+/** `d` of `from`, uniformly (a partial Fisher-Yates shuffle of a copy). */
+function sampleOf(from: readonly number[], d: number, random: () => number): number[] {
+  const a = [...from];
+  for (let k = 0; k < d; k++) {
+    const j = k + Math.min(a.length - k - 1, Math.max(0, Math.floor(random() * (a.length - k))) || 0);
+    [a[k], a[j]] = [a[j]!, a[k]!];
+  }
+  return a.slice(0, d);
+}
 
 /** Indices of every host passing the pipeline; counts the others by their first failing rule. */
 function scanAll(

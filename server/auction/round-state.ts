@@ -58,6 +58,11 @@ export class RoundState {
     return load(awarded.cpuMillis, awarded.memoryMib) - load(0, 0);
   }
 
+  /** The HA groups this round has placed on each host it awarded a replica to. */
+  *awardedGroups(): Iterable<[string, ReadonlySet<string>]> {
+    for (const [hostId, awarded] of this.byHost) if (awarded.haGroups.size > 0) yield [hostId, awarded.haGroups];
+  }
+
   /** Records an award. The caller has checked every placement rule first. */
   award(host: HostView, lot: LotView): void {
     let awarded = this.byHost.get(host.id);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { determineWinners } from '../../server/auction';
 import { bruteForceMatching } from './brute-force-matching';
-import { awardedPerHost, oracleAllows, pairKey, scenarioArb, usableBids } from './fleet';
+import type { ExclusionReason } from '../../server/auction';
+import { awardedPerHost, oracleAllows, oracleReason, pairKey, scenarioArb, usableBids } from './fleet';
 
 const RUNS = { numRuns: 400 };
 
@@ -154,6 +155,29 @@ describe('auction: determineWinners properties (random fleets, lots and bids)', 
         assert.deepStrictEqual(structuredClone(s), snapshot);
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it('explains a pending lot by the first reason of every host, also when lots share a shape (the census)', () => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        // Half the lots ask what the first asks, under its constraints: the census counts that shape once.
+        const lots = s.lots.map((l, i) => (i % 2 === 1 ? { ...l, resources: s.lots[0]!.resources, constraints: s.lots[0]!.constraints } : l));
+        const { awards, pending } = determineWinners(s.hosts, lots, s.bids, s.declines);
+        for (const [lotId, why] of pending) {
+          const l = lots.find((x) => x.id === lotId)!;
+          const expected: Partial<Record<ExclusionReason, number>> = {};
+          let byAgents = 0;
+          for (const h of s.hosts) {
+            const reason = oracleReason(h, l, lots, awards, s.declines);
+            expected[reason] = (expected[reason] ?? 0) + 1;
+            if (oracleAllows(h, l, lots, awards)) byAgents++;
+          }
+          assert.deepEqual(why.excluded, expected, `lot ${lotId}`);
+          assert.equal(why.byAgents ?? 0, byAgents, `lot ${lotId}: hosts counted by their answer`);
+        }
+      }),
+      RUNS,
     );
   });
 });

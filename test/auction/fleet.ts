@@ -7,6 +7,7 @@ import type {
   BidView,
   Constraints,
   DeclineView,
+  ExclusionReason,
   HostView,
   LotView,
   Resources,
@@ -183,6 +184,22 @@ export function oracleAllows(h: HostView, l: LotView, lots: readonly LotView[], 
     if (awards.some((a) => a.hostId === h.id && byId.get(a.lotId)!.haGroup === l.haGroup)) return false;
   }
   return true;
+}
+
+/** Why `h` cannot take `l` after `awards`, by the first rule in pipeline order; written apart from the module. */
+export function oracleReason(h: HostView, l: LotView, lots: readonly LotView[], awards: readonly Award[], declines: readonly DeclineView[]): ExclusionReason {
+  if (!h.alive) return 'down';
+  if (!h.acceptsWork) return 'no-apparmor';
+  const c = l.constraints;
+  if ((c.pod && c.pod !== h.pod) || (c.provider && c.provider !== h.provider) || Object.entries(c.labels ?? {}).some(([k, v]) => h.labels[k] !== v)) return 'constraint';
+  if (l.excludedHosts.has(h.id)) return 'refused';
+  const extra = awardedPerHost(lots, awards).get(h.id) ?? { cpuMillis: 0, memoryMib: 0 };
+  if (l.resources.cpuMillis < 0 || h.allocated.cpuMillis + extra.cpuMillis + l.resources.cpuMillis > h.capacity.cpuMillis) return 'cpu';
+  if (l.resources.memoryMib < 0 || h.allocated.memoryMib + extra.memoryMib + l.resources.memoryMib > h.capacity.memoryMib) return 'memory';
+  if (!oracleAllows(h, l, lots, awards)) return 'ha';
+  const order: ExclusionReason[] = ['down', 'no-apparmor', 'constraint', 'refused', 'cpu', 'memory', 'ha', 'image'];
+  const said = declines.filter((d) => d.hostId === h.id && d.lotId === l.id).map((d) => d.reason as ExclusionReason).filter((r) => order.includes(r));
+  return said.sort((a, b) => order.indexOf(a) - order.indexOf(b))[0] ?? 'no-bid';
 }
 
 /** The lowest finite price each host bid for each lot, ignoring pairs the host also declined. */
