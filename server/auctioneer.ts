@@ -242,13 +242,7 @@ export class Auctioneer implements AuctionInbox {
     const plan = planRound(await this.fleet.views(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
 
     const round: PendingRound = { id, waitingFor: new Map(), bids: [], declines: [], done: () => {} };
-    const bidsIn = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.opts.bidDeadlineMs);
-      round.done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    const bidsIn = new Promise<void>((resolve) => (round.done = resolve));
     const lotById = new Map(lots.map((l) => [l.id, l]));
     for (const [hostId, lotIds] of plan.calls) {
       const session = this.sessions.get(hostId);
@@ -279,7 +273,13 @@ export class Auctioneer implements AuctionInbox {
     }
     if (round.waitingFor.size > 0) {
       this.round = round;
+      // The deadline counts from the last call sent (8,000 calls take the loop most of a second),
+      // and ends only after the answers already arrived by then are read: timers run before I/O
+      // in a turn of the loop, so a loop busy past the deadline would otherwise drop every bid
+      // waiting in its sockets (at 10,000 hosts, round after round with none).
+      const timer = setTimeout(() => setImmediate(() => round.done()), this.opts.bidDeadlineMs);
       await bidsIn;
+      clearTimeout(timer);
       this.round = null;
     }
     if (this.stopped) return;

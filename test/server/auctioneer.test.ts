@@ -4,6 +4,7 @@
  * winner refuses, when it never answers, and when a host bids for a lot it was not called for.
  */
 import assert from 'node:assert/strict';
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import pino from 'pino';
 import type { ServerMessage } from '../../gen/podium/v1/agent';
 import { AppArmorMode } from '../../gen/podium/v1/resources';
@@ -26,7 +27,14 @@ describe('auctioneer', function () {
   let makeAuctioneer: (maxCandidatesPerLot: number, random?: () => number) => Auctioneer;
   const inbox = new Map<string, ServerMessage[]>();
   let answer: Answer = () => {};
+  /** How long sending one call for bids takes the server's loop (a large fleet's send loop). */
+  let callSendMs = 0;
   const hosts = ['h1', 'h2', 'h3'];
+  /** Holds the event loop, as a busy Pod API does. */
+  const busy = (ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end);
+  };
 
   beforeEach(async () => {
     db = await freshDatabase();
@@ -49,6 +57,7 @@ describe('auctioneer', function () {
         hostId,
         send: (msg: ServerMessage) => {
           inbox.get(hostId)!.push(msg);
+          if (msg.kind?.$case === 'callForBids') busy(callSendMs);
           setImmediate(() => answer(hostId, msg));
         },
         close: () => {},
@@ -84,6 +93,7 @@ describe('auctioneer', function () {
   });
 
   afterEach(async () => {
+    callSendMs = 0;
     auctioneer.stop();
     await storage.close();
     await db.drop();
@@ -157,6 +167,72 @@ describe('auctioneer', function () {
     }, 10_000, 100);
     for (const inst of await instances()) {
       assert.ok(calledFor.get(inst.host!)?.has(inst.id), `${inst.id} went to ${inst.host}, which was never called for it`);
+    }
+  });
+
+  /**
+   * Hosts that bid over a socket, as agents do over their streams: a bid is read by the loop's I/O
+   * phase, never in the turn it was written. Each host answers `answerAfterMs` after its call and
+   * bids its number (h1: 1); `afterWrite` runs right after each answer is written.
+   */
+  async function bidsOverSocket(answerAfterMs: number, afterWrite: (host: string) => void = () => {}): Promise<() => Promise<void>> {
+    const server: Server = createServer((conn) => {
+      let buffered = '';
+      conn.on('data', (chunk) => {
+        buffered += chunk.toString();
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const { host, roundId, lots } = JSON.parse(buffered.slice(0, nl)) as { host: string; roundId: string; lots: string[] };
+          buffered = buffered.slice(nl + 1);
+          auctioneer.receiveBids(host, { roundId, bids: lots.map((lotId) => ({ lotId, price: Number(host.slice(1)), roundWeight: 0 })), declines: [] });
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client: Socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    await new Promise<void>((resolve) => client.once('connect', resolve));
+    answer = (host, msg) => {
+      const k = msg.kind;
+      if (k?.$case === 'callForBids') {
+        const line = `${JSON.stringify({ host, roundId: k.callForBids.roundId, lots: k.callForBids.lots.map((l) => l.id) })}\n`;
+        const write = () => {
+          client.write(line);
+          afterWrite(host);
+        };
+        if (answerAfterMs > 0) setTimeout(write, answerAfterMs);
+        else write();
+      } else if (k?.$case === 'award') auctioneer.receiveAwardReply(host, { lotId: k.award.lotId, accepted: true, reason: '' });
+    };
+    return async () => {
+      client.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    };
+  }
+
+  it('gives hosts the whole deadline from the last call sent, however long sending the calls took', async () => {
+    // 3 × 200 ms of sending against a 300 ms deadline, hosts answering 100 ms after their call:
+    // counted from before the sends, the deadline passed before any host could answer, in every round.
+    callSendMs = 200;
+    const close = await bidsOverSocket(100);
+    try {
+      auctioneer.kick();
+      await poll('two awards', async () => (await placement()).every((p) => p.startsWith('starting')), 8000);
+      assert.deepEqual(await placement(), ['starting@h1', 'starting@h2']);
+    } finally {
+      await close();
+    }
+  });
+
+  it('reads the bids waiting in its sockets before a deadline that passed while the loop was busy', async () => {
+    // The last answer written, the loop is held past the deadline before it reads any. Timers run
+    // before I/O in a turn of the loop: closing the round in the timer itself drops every bid unread.
+    const close = await bidsOverSocket(0, (host) => host === 'h3' && busy(400));
+    try {
+      auctioneer.kick();
+      await poll('two awards', async () => (await placement()).every((p) => p.startsWith('starting')), 8000);
+      assert.deepEqual(await placement(), ['starting@h1', 'starting@h2']);
+    } finally {
+      await close();
     }
   });
 });
