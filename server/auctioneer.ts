@@ -52,6 +52,9 @@ export interface AuctioneerOptions {
   /** How long a winner has to accept an award before the lot goes back to the queue. */
   awardTimeoutMs: number;
   maxCandidatesPerLot: number;
+  /** A round's lots sample their candidates from this many hosts of the fleet, drawn per round
+   *  (PlanOptions.windowHosts); absent: from the whole fleet. */
+  windowHosts?: number;
   /** A lot parked for a reason only agents know ('image', 'no-bid') is tried again after this. */
   retryParkedMs: number;
   /** Failures of a service on a host this recent make its new lots avoid that host. */
@@ -239,7 +242,7 @@ export class Auctioneer implements AuctionInbox {
     const id = `r-${++this.roundCounter}-${randomBytes(3).toString('hex')}`;
     const endTimer = this.metrics.rounds.startTimer();
     const log = this.log.child({ round: id });
-    const plan = planRound(await this.fleet.views(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random });
+    const plan = planRound(await this.fleet.views(), lots, { maxCandidatesPerLot: this.opts.maxCandidatesPerLot, random: this.opts.random, windowHosts: this.opts.windowHosts });
 
     const round: PendingRound = { id, waitingFor: new Map(), bids: [], declines: [], done: () => {} };
     const bidsIn = new Promise<void>((resolve) => (round.done = resolve));

@@ -17,7 +17,11 @@ import { assertUniqueIds } from './unique-ids';
  * is never drawn. Otherwise hosts are visited in a random order (a lazily shuffled index, so a
  * lot costs O(hosts visited), not O(fleet)) until `maxCandidatesPerLot` candidates are found:
  * a uniform sample of the candidates, the "power of d choices" that keeps a round's cost flat as
- * the fleet grows. A lot for which fewer than `maxCandidatesPerLot` hosts pass has visited the
+ * the fleet grows. With `windowHosts`, the round first draws that many hosts of the fleet and its
+ * lots sample among them: 16 candidates for each of 1,024 lots fall on about 1,000 hosts however
+ * large the fleet, where drawn from 10,000 they fell on 8,000, each one more call to send and
+ * answer to read; a lot no host of the window takes is sampled against the whole fleet. A lot
+ * for which fewer than `maxCandidatesPerLot` hosts of the fleet pass has visited the
  * whole fleet; the lots after it that ask the same (resources, constraints) take their candidates
  * from the hosts that passed it (FleetCensus), so a backlog no host can take costs one visit of
  * the fleet per shape, not per lot. A lot no host passes goes to `unplaceable` with its
@@ -26,8 +30,9 @@ import { assertUniqueIds } from './unique-ids';
  * Guarantees: each host appears at most once in `calls` (one call per host per round), with its
  * lot ids in the order of `lots`; `calls` iterates in the order of `hosts`; each lot is in at
  * most `maxCandidatesPerLot` calls; the result depends only on the inputs and the sequence of
- * `random()` values. Throws RangeError on duplicate host or lot ids, or when
- * `maxCandidatesPerLot` is not an integer >= 1.
+ * `random()` values; a lot is unplaceable only when no host of the fleet passes. Throws
+ * RangeError on duplicate host or lot ids, or when `maxCandidatesPerLot` or `windowHosts` is not
+ * an integer >= 1.
  */
 export function planRound(hosts: readonly HostView[], lots: readonly LotView[], opts: PlanOptions): RoundPlan {
   const d = opts.maxCandidatesPerLot;
@@ -40,24 +45,36 @@ export function planRound(hosts: readonly HostView[], lots: readonly LotView[], 
   const plan: RoundPlan = { calls: new Map(), unplaceable: new Map() };
 
   const census = new FleetCensus(hosts, state);
+  // The hosts this round's lots sample from: a window of the fleet, drawn anew each round.
+  const w = opts.windowHosts;
+  if (w !== undefined && (!Number.isInteger(w) || w < 1)) throw new RangeError(`windowHosts must be an integer >= 1, got ${w}`);
+  const window = w !== undefined && hosts.length > Math.max(w, d) ? windowOf(hosts.length, Math.max(w, d), opts.random) : null;
   for (const lot of lots) {
     const pipeline = pipelineFor(lot);
     let picked: number[];
     const known = hosts.length <= d ? null : census.knownPassers(lot, pipeline);
     if (known !== null) {
       picked = known.length <= d ? known : sampleOf(known, d, opts.random);
-    } else {
+    } else if (hosts.length <= d) {
       const counts: Partial<Record<ExclusionReason, number>> = {};
-      picked =
-        hosts.length <= d
-          ? scanAll(hosts, lot, pipeline, state, counts)
-          : sample(hosts, lot, pipeline, state, counts, d, opts.random);
+      picked = scanAll(hosts, lot, pipeline, state, counts);
       if (picked.length === 0) {
         plan.unplaceable.set(lot.id, explanation(hosts.length, counts));
         continue;
       }
-      // The whole fleet was visited and few hosts pass: the next lots of this shape use the list.
-      if (picked.length < d && hosts.length > d) census.count(lot, pipeline);
+    } else {
+      picked = window === null ? [] : sample(hosts, window, lot, pipeline, state, {}, d, opts.random);
+      if (picked.length === 0) {
+        // No host of the window takes it (or there is no window): the whole fleet is visited.
+        const counts: Partial<Record<ExclusionReason, number>> = {};
+        picked = sample(hosts, null, lot, pipeline, state, counts, d, opts.random);
+        if (picked.length === 0) {
+          plan.unplaceable.set(lot.id, explanation(hosts.length, counts));
+          continue;
+        }
+        // The whole fleet was visited and few hosts pass: the next lots of this shape use the list.
+        if (picked.length < d) census.count(lot, pipeline);
+      }
     }
     if (picked.length === 0) {
       plan.unplaceable.set(lot.id, explanation(hosts.length, census.explain(lot, pipeline).counts));
@@ -103,13 +120,15 @@ function scanAll(
 }
 
 /**
- * Up to `d` indices of hosts passing the pipeline, a uniform sample of them. Visits hosts in the
- * order of a Fisher-Yates shuffle built on demand: only the positions swapped so far are stored,
- * so stopping early costs nothing for the rest of the fleet. `counts` is complete only when the
- * whole fleet was visited, which is the case whenever fewer than `d` hosts pass.
+ * Up to `d` indices of hosts passing the pipeline, a uniform sample of them, from the hosts of
+ * `pool` (indices into `hosts`) or, when it is null, the whole fleet. Visits hosts in the order of
+ * a Fisher-Yates shuffle built on demand: only the positions swapped so far are stored, so
+ * stopping early costs nothing for the rest. `counts` is complete only when all of them were
+ * visited, which is the case whenever fewer than `d` hosts pass.
  */
 function sample(
   hosts: readonly HostView[],
+  pool: readonly number[] | null,
   lot: LotView,
   pipeline: readonly PlacementRule[],
   state: RoundState,
@@ -117,8 +136,8 @@ function sample(
   d: number,
   random: () => number,
 ): number[] {
-  const n = hosts.length;
-  const swapped = new Map<number, number>(); // position -> host index, where it differs from the identity
+  const n = pool === null ? hosts.length : pool.length;
+  const swapped = new Map<number, number>(); // position -> pool position, where it differs from the identity
   const picked: number[] = [];
   for (let pos = 0; pos < n && picked.length < d; pos++) {
     // Clamp: a random() that returns 1 (or garbage) must not index out of range.
@@ -126,10 +145,22 @@ function sample(
     const other = pos + offset;
     const atOther = swapped.get(other) ?? other;
     swapped.set(other, swapped.get(pos) ?? pos);
-    const i = atOther;
+    const i = pool === null ? atOther : pool[atOther]!;
     const reason = firstExclusion(pipeline, hosts[i], lot, state);
     if (reason === undefined) picked.push(i);
     else counts[reason] = (counts[reason] ?? 0) + 1;
   }
   return picked;
+}
+
+/** `w` distinct indices of 0..n-1, uniformly (a lazily stored partial Fisher-Yates shuffle): O(w). */
+function windowOf(n: number, w: number, random: () => number): number[] {
+  const swapped = new Map<number, number>();
+  const out: number[] = [];
+  for (let pos = 0; pos < w; pos++) {
+    const other = pos + Math.min(n - pos - 1, Math.max(0, Math.floor(random() * (n - pos))) || 0);
+    out.push(swapped.get(other) ?? other);
+    swapped.set(other, swapped.get(pos) ?? pos);
+  }
+  return out;
 }

@@ -102,6 +102,13 @@ export interface PlanOptions {
   maxCandidatesPerLot: number;
   /** Uniform in [0, 1). Injected so that a round can be replayed from its seed. */
   random: () => number;
+  /**
+   * When set (an integer >= 1) and the fleet is larger: the round's lots sample their candidates
+   * from this many hosts (at least `maxCandidatesPerLot`), drawn uniformly from the fleet for each
+   * round, so that the calls a round sends do not grow with the fleet. A lot no host of the window
+   * can take is sampled against the whole fleet.
+   */
+  windowHosts?: number;
 }
 
 /**

@@ -153,4 +153,45 @@ describe('auction: planRound', () => {
       { numRuns: 300 },
     );
   });
+
+  it('property: with a window, a lot is called only on hosts that pass, on at most d, and is unplaceable only when no host of the fleet passes', () => {
+    const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+    const arb = fc.record({
+      hosts: fc.integer({ min: 2, max: 40 }).chain((n) => fc.tuple(...ids('h', n).map(hostArb))),
+      lots: fc.integer({ min: 1, max: 12 }).chain((n) => fc.tuple(...ids('l', n).map(lotArb))),
+      d: fc.integer({ min: 1, max: 6 }),
+      window: fc.integer({ min: 1, max: 40 }),
+      seed: fc.integer(),
+    });
+    fc.assert(
+      fc.property(arb, ({ hosts, lots, d, window, seed }) => {
+        const plan = planRound(hosts, lots, { maxCandidatesPerLot: d, random: seededRandom(seed), windowHosts: window });
+        const byLot = candidatesOf(plan.calls);
+        for (const l of lots) {
+          const passing = new Set(hosts.filter((h) => oracleAllows(h, l, lots, [])).map((h) => h.id));
+          const called = byLot.get(l.id) ?? [];
+          assert.equal(new Set(called).size, called.length);
+          assert.ok(called.length <= d);
+          for (const hostId of called) assert.ok(passing.has(hostId), `${l.id} called on ${hostId}, which does not pass`);
+          assert.equal(plan.unplaceable.has(l.id), passing.size === 0);
+          assert.equal(called.length > 0, passing.size > 0, `${l.id}: ${passing.size} hosts pass, called on none`);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('calls no more hosts than the window when every host of it can take the lots, each lot on d of them', () => {
+    const hosts = fleet(5000).map((h) => ({ ...h, alive: true }));
+    const lots = Array.from({ length: 1024 }, (_, i) => lot(`l${i}`, { resources: { cpuMillis: 10, memoryMib: 10 } }));
+    const plan = planRound(hosts, lots, { maxCandidatesPerLot: 16, random: seededRandom(3), windowHosts: 256 });
+    assert.ok(plan.calls.size <= 256, `${plan.calls.size} hosts called`);
+    for (const called of candidatesOf(plan.calls).values()) assert.equal(called.length, 16);
+    // Without the window the same round calls most of the fleet.
+    const unwindowed = planRound(hosts, lots, { maxCandidatesPerLot: 16, random: seededRandom(3) });
+    assert.ok(unwindowed.calls.size > 3000, `${unwindowed.calls.size} hosts called without a window`);
+    // The window is drawn anew each round: two rounds call different hosts.
+    const next = planRound(hosts, lots, { maxCandidatesPerLot: 16, random: seededRandom(4), windowHosts: 256 });
+    assert.ok([...next.calls.keys()].some((id) => !plan.calls.has(id)));
+  });
 });
