@@ -48,13 +48,17 @@ export function planRound(hosts: readonly HostView[], lots: readonly LotView[], 
   // The hosts this round's lots sample from: a window of the fleet, drawn anew each round.
   const w = opts.windowHosts;
   if (w !== undefined && (!Number.isInteger(w) || w < 1)) throw new RangeError(`windowHosts must be an integer >= 1, got ${w}`);
-  const window = w !== undefined && hosts.length > Math.max(w, d) ? windowOf(hosts.length, Math.max(w, d), opts.random) : null;
+  const window = w !== undefined && hosts.length > Math.max(w, d) ? take(lazyShuffle(hosts.length, opts.random), Math.max(w, d)) : null;
   for (const lot of lots) {
     const pipeline = pipelineFor(lot);
     let picked: number[];
     const known = hosts.length <= d ? null : census.knownPassers(lot, pipeline);
     if (known !== null) {
-      picked = known.length <= d ? known : sampleOf(known, d, opts.random);
+      if (known.length === 0) {
+        plan.unplaceable.set(lot.id, explanation(hosts.length, census.explain(lot, pipeline).counts));
+        continue;
+      }
+      picked = known.length <= d ? known : take(lazyShuffle(known.length, opts.random), d).map((k) => known[k]!);
     } else if (hosts.length <= d) {
       const counts: Partial<Record<ExclusionReason, number>> = {};
       picked = scanAll(hosts, lot, pipeline, state, counts);
@@ -76,10 +80,6 @@ export function planRound(hosts: readonly HostView[], lots: readonly LotView[], 
         if (picked.length < d) census.count(lot, pipeline);
       }
     }
-    if (picked.length === 0) {
-      plan.unplaceable.set(lot.id, explanation(hosts.length, census.explain(lot, pipeline).counts));
-      continue;
-    }
     for (const i of picked) (lotsOfHost[i] ??= []).push(lot.id);
   }
 
@@ -92,14 +92,29 @@ export function planRound(hosts: readonly HostView[], lots: readonly LotView[], 
 
 type Counts = Partial<Record<ExclusionReason, number>>;
 
-/** `d` of `from`, uniformly (a partial Fisher-Yates shuffle of a copy). */
-function sampleOf(from: readonly number[], d: number, random: () => number): number[] {
-  const a = [...from];
-  for (let k = 0; k < d; k++) {
-    const j = k + Math.min(a.length - k - 1, Math.max(0, Math.floor(random() * (a.length - k))) || 0);
-    [a[k], a[j]] = [a[j]!, a[k]!];
+/**
+ * The positions 0..n-1 in a uniformly random order (Fisher-Yates), produced one at a time: only
+ * the positions swapped so far are stored, so stopping early costs nothing for the rest.
+ */
+function* lazyShuffle(n: number, random: () => number): Generator<number> {
+  const swapped = new Map<number, number>(); // position -> what is there, where it differs from the identity
+  for (let pos = 0; pos < n; pos++) {
+    // Clamp: a random() that returns 1 (or garbage) must not index out of range.
+    const other = pos + Math.min(n - pos - 1, Math.max(0, Math.floor(random() * (n - pos))) || 0);
+    const atOther = swapped.get(other) ?? other;
+    swapped.set(other, swapped.get(pos) ?? pos);
+    yield atOther;
   }
-  return a.slice(0, d);
+}
+
+/** The first `k` (>= 1) values of `values`, drawing no further. */
+function take(values: Iterable<number>, k: number): number[] {
+  const out: number[] = [];
+  for (const v of values) {
+    out.push(v);
+    if (out.length >= k) break;
+  }
+  return out;
 }
 
 /** Indices of every host passing the pipeline; counts the others by their first failing rule. */
@@ -121,10 +136,9 @@ function scanAll(
 
 /**
  * Up to `d` indices of hosts passing the pipeline, a uniform sample of them, from the hosts of
- * `pool` (indices into `hosts`) or, when it is null, the whole fleet. Visits hosts in the order of
- * a Fisher-Yates shuffle built on demand: only the positions swapped so far are stored, so
- * stopping early costs nothing for the rest. `counts` is complete only when all of them were
- * visited, which is the case whenever fewer than `d` hosts pass.
+ * `pool` (indices into `hosts`) or, when it is null, the whole fleet, visited in the order of a
+ * lazy shuffle. `counts` is complete only when all of them were visited, which is the case
+ * whenever fewer than `d` hosts pass.
  */
 function sample(
   hosts: readonly HostView[],
@@ -136,31 +150,12 @@ function sample(
   d: number,
   random: () => number,
 ): number[] {
-  const n = pool === null ? hosts.length : pool.length;
-  const swapped = new Map<number, number>(); // position -> pool position, where it differs from the identity
   const picked: number[] = [];
-  for (let pos = 0; pos < n && picked.length < d; pos++) {
-    // Clamp: a random() that returns 1 (or garbage) must not index out of range.
-    const offset = Math.min(n - pos - 1, Math.max(0, Math.floor(random() * (n - pos))) || 0);
-    const other = pos + offset;
-    const atOther = swapped.get(other) ?? other;
-    swapped.set(other, swapped.get(pos) ?? pos);
-    const i = pool === null ? atOther : pool[atOther]!;
+  for (const pos of lazyShuffle(pool === null ? hosts.length : pool.length, random)) {
+    const i = pool === null ? pos : pool[pos]!;
     const reason = firstExclusion(pipeline, hosts[i], lot, state);
-    if (reason === undefined) picked.push(i);
-    else counts[reason] = (counts[reason] ?? 0) + 1;
+    if (reason !== undefined) counts[reason] = (counts[reason] ?? 0) + 1;
+    else if (picked.push(i) >= d) break;
   }
   return picked;
-}
-
-/** `w` distinct indices of 0..n-1, uniformly (a lazily stored partial Fisher-Yates shuffle): O(w). */
-function windowOf(n: number, w: number, random: () => number): number[] {
-  const swapped = new Map<number, number>();
-  const out: number[] = [];
-  for (let pos = 0; pos < w; pos++) {
-    const other = pos + Math.min(n - pos - 1, Math.max(0, Math.floor(random() * (n - pos))) || 0);
-    out.push(swapped.get(other) ?? other);
-    swapped.set(other, swapped.get(pos) ?? pos);
-  }
-  return out;
 }
