@@ -397,7 +397,6 @@ function containerSpecOf(inst: InstanceRecord, svc: ServiceRecord): ContainerSpe
     command: svc.spec.command,
     resources: inst.resources,
     haGroup: inst.haGroup,
-    // A plain image service needs no capability; catalogue types will name theirs.
-    capabilities: [],
+    capabilities: svc.spec.capabilities,
   };
 }

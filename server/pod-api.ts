@@ -32,7 +32,7 @@ import { assertWithinQuota, quotaHandlers } from './quota';
 import { revokeHostHandler } from './revoke-host';
 import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Storage, UnitOfWork } from './storage';
 import { unary } from './unary-handler';
-import { nameViolation, validateEnvironmentName, validateService } from './validation';
+import { nameViolation, portProtocolView, validateEnvironmentName, validateService } from './validation';
 
 const CUSTOMER: readonly Role[] = ['gateway', 'operator'];
 
@@ -89,6 +89,8 @@ export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Se
     ha: svc.spec.ha,
     resources: svc.spec.resources,
     placement: svc.spec.placement === 'binpack' ? PlacementPolicy.PLACEMENT_POLICY_BINPACK : PlacementPolicy.PLACEMENT_POLICY_SPREAD,
+    ports: svc.spec.ports.map((p) => ({ name: p.name, port: p.port, protocol: portProtocolView(p.protocol) })),
+    capabilities: svc.spec.capabilities,
     environment: svc.environment,
     instances: instances.map((i) => ({
       id: i.id,

@@ -2,15 +2,21 @@
  * What a customer may ask for. Every rule names the field and the reason; all violations of a
  * request are reported together, and nothing is stored unless there are none.
  */
-import { PlacementPolicy, type Quota, type Service } from '../gen/podium/v1/resources';
+import { ALLOWED_CAPABILITIES } from '../agent/runtime/container-spec';
+import { PlacementPolicy, PortProtocol, type Quota, type Service, type ServicePort } from '../gen/podium/v1/resources';
 import { assertNoViolations, type FieldViolation } from './errors';
-import type { PlacementPolicyName, QuotaLimits, ServiceSpec } from './storage';
+import type { PlacementPolicyName, PortProtocolName, PortSpec, QuotaLimits, ServiceSpec } from './storage';
 
 /** DNS-label names: they end up in container, network and AppArmor profile names. */
 const NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
 const NAME_RULE = 'must be 1-40 characters of a-z, 0-9 and "-", starting with a letter and not ending with "-"';
 /** Docker image references: [registry/]repo[:tag][@digest], no whitespace or shell characters. */
 const IMAGE = /^[a-z0-9]+([._\/:@-][a-zA-Z0-9_.-]+)*$/;
+/** Port names, as IANA service names: they end up in environment variables (<SERVICE>_<NAME>_PORT). */
+const PORT_NAME = /^[a-z]([a-z0-9-]{0,13}[a-z0-9])?$/;
+const PORT_NAME_RULE = 'must be 1-15 characters of a-z, 0-9 and "-", starting with a letter and not ending with "-"';
+/** Below this a process needs CAP_NET_BIND_SERVICE to listen. */
+const FIRST_UNPRIVILEGED_PORT = 1024;
 
 export const LIMITS = {
   maxReplicas: 100,
@@ -22,6 +28,7 @@ export const LIMITS = {
   /** The kernel's smallest CPU quota is 1 ms per 100 ms period: less cannot be enforced (runc fails). */
   minCpuMillis: 10,
   maxCpuMillis: 256_000,
+  maxPorts: 16,
 } as const;
 
 export function nameViolation(field: string, value: string): FieldViolation | null {
@@ -69,6 +76,8 @@ export function validateService(s: Service | undefined): { name: string; spec: S
   }
   const placement = PLACEMENTS.get(s.placement);
   if (placement === undefined) push({ field: 'placement', description: 'must be PLACEMENT_POLICY_SPREAD or PLACEMENT_POLICY_BINPACK' });
+  const capabilities = validateCapabilities(s.capabilities, push);
+  const ports = validatePorts(s.ports, capabilities, push);
   assertNoViolations(violations);
   return {
     name: s.name,
@@ -79,8 +88,58 @@ export function validateService(s: Service | undefined): { name: string; spec: S
       ha: s.ha,
       resources: { cpuMillis: r!.cpuMillis, memoryMib: r!.memoryMib },
       placement: placement!,
+      ports,
+      capabilities,
     },
   };
+}
+
+/** Upper case, without "CAP_", sorted, each once; anything outside what the agent allows is named. */
+function validateCapabilities(requested: readonly string[], push: (v: FieldViolation) => void): string[] {
+  const kept = new Set<string>();
+  requested.forEach((raw, i) => {
+    const cap = raw.trim().toUpperCase().replace(/^CAP_/, '');
+    if (ALLOWED_CAPABILITIES.has(cap)) kept.add(cap);
+    else push({ field: `capabilities[${i}]`, description: `${JSON.stringify(raw.slice(0, 40))} is not a capability a service may keep (allowed: ${[...ALLOWED_CAPABILITIES].join(', ')})` });
+  });
+  return [...kept].sort();
+}
+
+function validatePorts(requested: readonly ServicePort[], capabilities: readonly string[], push: (v: FieldViolation) => void): PortSpec[] {
+  if (requested.length > LIMITS.maxPorts) push({ field: 'ports', description: `has more than ${LIMITS.maxPorts} ports` });
+  const byName = new Map<string, number>();
+  const byNumber = new Map<number, number>();
+  const ports: PortSpec[] = [];
+  requested.forEach((p, i) => {
+    const at = `ports[${i}]`;
+    if (!p.name) push({ field: `${at}.name`, description: 'is required' });
+    else if (!PORT_NAME.test(p.name)) push({ field: `${at}.name`, description: PORT_NAME_RULE });
+    else if (byName.has(p.name)) push({ field: `${at}.name`, description: `duplicates ports[${byName.get(p.name)}].name` });
+    else byName.set(p.name, i);
+    if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) push({ field: `${at}.port`, description: 'must be an integer from 1 to 65535' });
+    else if (byNumber.has(p.port)) push({ field: `${at}.port`, description: `duplicates ports[${byNumber.get(p.port)}].port` });
+    else {
+      byNumber.set(p.port, i);
+      if (p.port < FIRST_UNPRIVILEGED_PORT && !capabilities.includes('NET_BIND_SERVICE')) {
+        push({ field: `${at}.port`, description: `${p.port} is privileged (below ${FIRST_UNPRIVILEGED_PORT}): listening on it needs capability NET_BIND_SERVICE in capabilities` });
+      }
+    }
+    const protocol = PROTOCOLS.get(p.protocol);
+    if (protocol === undefined) push({ field: `${at}.protocol`, description: 'must be PORT_PROTOCOL_TCP or PORT_PROTOCOL_HTTP' });
+    ports.push({ name: p.name, port: p.port, protocol: protocol ?? 'tcp' });
+  });
+  return ports;
+}
+
+/** Unspecified is TCP, stored as such. */
+const PROTOCOLS: ReadonlyMap<PortProtocol, PortProtocolName> = new Map([
+  [PortProtocol.PORT_PROTOCOL_UNSPECIFIED, 'tcp'],
+  [PortProtocol.PORT_PROTOCOL_TCP, 'tcp'],
+  [PortProtocol.PORT_PROTOCOL_HTTP, 'http'],
+]);
+
+export function portProtocolView(p: PortProtocolName): PortProtocol {
+  return p === 'http' ? PortProtocol.PORT_PROTOCOL_HTTP : PortProtocol.PORT_PROTOCOL_TCP;
 }
 
 /** Unspecified is spread: the default is stored as such, so GET shows what the service gets. */

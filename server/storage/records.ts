@@ -11,6 +11,14 @@ export interface ResourcesRow {
 }
 
 /** What a customer asked for; stored as given, never rewritten by the system. */
+export type PortProtocolName = 'tcp' | 'http';
+
+export interface PortSpec {
+  name: string;
+  port: number;
+  protocol: PortProtocolName;
+}
+
 export interface ServiceSpec {
   image: string;
   command: string[];
@@ -18,6 +26,10 @@ export interface ServiceSpec {
   ha: boolean;
   resources: ResourcesRow;
   placement: PlacementPolicyName;
+  /** The ports its containers serve (none before ports existed). */
+  ports: PortSpec[];
+  /** Capabilities kept, upper case without "CAP_", sorted. */
+  capabilities: string[];
 }
 
 export interface ServiceRecord {
