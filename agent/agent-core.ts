@@ -36,6 +36,7 @@ import {
   profileName,
 } from './runtime';
 import type { SubnetPool } from './subnet-pool';
+import { WorkloadIdentities } from './workload-identities';
 
 /** Seconds a container gets to stop on SIGTERM before it is killed. */
 const STOP_GRACE_SECONDS = 5;
@@ -48,6 +49,10 @@ export interface AgentCoreOptions {
   subnetPool: SubnetPool;
   /** How often the containers are checked in full (the event stream is the first source). */
   watchIntervalMs: number;
+  /** The CA certificate (PEM): workload certificates must be signed by it. */
+  caPem: string;
+  /** A workload certificate refused or unanswered is asked for again after this long. */
+  workloadRetryMs?: number;
 }
 
 export class AgentCore {
@@ -59,6 +64,8 @@ export class AgentCore {
   private readonly images: ImagePulls;
   private readonly networks: EnvironmentNetworks;
   private readonly watch: ContainerWatch;
+  /** The workload identities of the instances here, for the host's proxy. */
+  readonly identities: WorkloadIdentities;
 
   private sweep: NodeJS.Timeout | null = null;
 
@@ -71,6 +78,7 @@ export class AgentCore {
   ) {
     this.images = new ImagePulls(engine, log);
     this.networks = new EnvironmentNetworks(engine, { hostId: opts.hostId, pool: opts.subnetPool }, log);
+    this.identities = new WorkloadIdentities(send, { caPem: opts.caPem, retryMs: opts.workloadRetryMs ?? 5_000 }, log);
     this.watch = new ContainerWatch(
       engine,
       { hostId: opts.hostId, checkIntervalMs: opts.watchIntervalMs, resubscribeMinMs: 200, resubscribeMaxMs: 10_000 },
@@ -105,6 +113,7 @@ export class AgentCore {
 
   stop(): void {
     this.watch.stop();
+    this.identities.stop();
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = null;
   }
@@ -147,14 +156,22 @@ export class AgentCore {
         return this.award(kind.award);
       case 'stopInstance':
         return this.remove(kind.stopInstance.instanceId, 'the server asked');
+      case 'workloadCertificate':
+        return this.identities.received(kind.workloadCertificate);
       case 'welcome':
         return;
     }
   }
 
   private async reconcile(r: Reconcile): Promise<void> {
-    // Tell the server what each kept instance is now, whatever was reported before the session.
-    for (const id of r.keepInstanceIds) this.instances.get(id)?.resend();
+    // Tell the server what each kept instance is now, whatever was reported before the session;
+    // an identity asked for and not answered (the last session was lost) is asked again.
+    for (const id of r.keepInstanceIds) {
+      const inst = this.instances.get(id);
+      if (!inst) continue;
+      inst.resend();
+      this.identities.ensure(id);
+    }
     await Promise.all(r.removeInstanceIds.map((id) => this.remove(id, 'not placed on this host')));
   }
 
@@ -185,6 +202,8 @@ export class AgentCore {
     const inst = Instance.awarded(spec, this.clock, (status) => this.send({ kind: { $case: 'instanceStatus', instanceStatus: status } }));
     this.instances.set(spec.instanceId, inst);
     reply(true);
+    // Its identity is asked for now, while its container is made: it is there when it runs.
+    this.identities.ensure(spec.instanceId);
     const work = this.create(inst, spec).finally(() => this.work.delete(spec.instanceId));
     this.work.set(spec.instanceId, work);
     await work;
@@ -261,6 +280,7 @@ export class AgentCore {
     }
     inst?.removed();
     this.instances.delete(instanceId);
+    this.identities.drop(instanceId);
     this.log.info({ instance: instanceId, why }, 'container removed');
     const envs = new Map<string, { tenant: string; environment: string }>();
     if (inst) envs.set(`${inst.facts.tenant}\0${inst.facts.environment}`, inst.facts);

@@ -59,7 +59,7 @@ export class Agent {
     this.servers = new ServerAddresses(opts.serverAddresses);
     this.agentCore = new AgentCore(
       engine,
-      { hostId: identity.hostId, capacity: opts.capacity, apparmor: opts.apparmor, watchIntervalMs: opts.watchIntervalMs, subnetPool: opts.subnetPool },
+      { hostId: identity.hostId, capacity: opts.capacity, apparmor: opts.apparmor, watchIntervalMs: opts.watchIntervalMs, subnetPool: opts.subnetPool, caPem: identity.caPem },
       (msg) => this.send(msg),
       this.metrics,
       log,

@@ -3,7 +3,7 @@ import type { Authority } from './authority';
 import { isRole, type Identity } from './identity';
 import { importSigningKey } from './private-key';
 import { randomSerialNumber } from './random-serial-number';
-import { spiffeIdFor } from './spiffe-id';
+import { spiffeIdFor, workloadSpiffeId } from './spiffe-id';
 import { ECDSA_SHA256, webcrypto, x509 } from './x509';
 
 /** An EC CSR is well under 1 KiB; anything this large is not one of ours. */
@@ -39,31 +39,67 @@ export async function signCsr(
   serverNames?: { dns: string[]; ips: string[] },
 ): Promise<string> {
   const spiffeId = checkIdentity(ca, identity);
+  checkLifetime(lifetimeSeconds);
+  const sanNames = checkServerNames(identity, serverNames);
+  const usages = [x509.ExtendedKeyUsage.clientAuth as string];
+  if (identity.role === 'server') usages.push(x509.ExtendedKeyUsage.serverAuth);
+  return issue(ca, csrPem, { commonName: identity.name, spiffeId, sanNames, usages, lifetimeSeconds });
+}
+
+/** The service a workload certificate speaks for. */
+export interface Workload {
+  tenant: string;
+  environment: string;
+  service: string;
+}
+
+/**
+ * Signs a CSR for a workload identity, `spiffe://<td>/tenant/<t>/env/<e>/service/<s>`, the one URI
+ * SAN of the certificate (CN `<service>.<environment>.<tenant>`, informational). It is both a
+ * client and a server certificate: the hosts' proxies present the caller's to the proxy they call,
+ * and the target's to the proxy calling them. The same guarantees and refusals as signCsr; the
+ * caller (the Pod API) must have decided that the requesting host runs an instance of `workload`.
+ */
+export async function signWorkloadCsr(ca: Authority, csrPem: string, workload: Workload, lifetimeSeconds: number): Promise<string> {
+  const spiffeId = workloadSpiffeId(ca.trustDomain, workload.tenant, workload.environment, workload.service);
+  checkLifetime(lifetimeSeconds);
+  const commonName = `${workload.service}.${workload.environment}.${workload.tenant}`.slice(0, 64);
+  const usages = [x509.ExtendedKeyUsage.clientAuth as string, x509.ExtendedKeyUsage.serverAuth as string];
+  return issue(ca, csrPem, { commonName, spiffeId, sanNames: [], usages, lifetimeSeconds });
+}
+
+function checkLifetime(lifetimeSeconds: number): void {
   if (typeof lifetimeSeconds !== 'number' || !Number.isFinite(lifetimeSeconds) || lifetimeSeconds <= 0) {
     throw new Error(`signCsr: lifetimeSeconds must be a positive number, got ${String(lifetimeSeconds)}`);
   }
-  const sanNames = checkServerNames(identity, serverNames);
+}
+
+interface Issue {
+  commonName: string;
+  spiffeId: string;
+  sanNames: x509.JsonGeneralName[];
+  usages: string[];
+  lifetimeSeconds: number;
+}
+
+async function issue(ca: Authority, csrPem: string, what: Issue): Promise<string> {
   const csr = await readCsr(csrPem);
-
   const { issuer, signingKey, authorityKeyId } = await signerOf(ca);
-  const usages = [x509.ExtendedKeyUsage.clientAuth as string];
-  if (identity.role === 'server') usages.push(x509.ExtendedKeyUsage.serverAuth);
-
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerialNumber(),
-    subject: [{ CN: [identity.name] }],
+    subject: [{ CN: [what.commonName] }],
     issuer,
     notBefore: new Date(now - CLOCK_SKEW_MS),
-    notAfter: new Date(now + lifetimeSeconds * 1000),
+    notAfter: new Date(now + what.lifetimeSeconds * 1000),
     publicKey: csr.publicKey,
     signingKey,
     signingAlgorithm: ECDSA_SHA256,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension(usages),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }, ...sanNames]),
+      new x509.ExtendedKeyUsageExtension(what.usages),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: what.spiffeId }, ...what.sanNames]),
       await x509.SubjectKeyIdentifierExtension.create(csr.publicKey),
       authorityKeyId,
     ],

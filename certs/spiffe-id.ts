@@ -93,3 +93,19 @@ export function parseSpiffeId(trustDomain: string, id: string): Identity | null 
   if (role === undefined || !isName(name)) return null;
   return { role, name, spiffeId: id };
 }
+
+/**
+ * Parses a workload identity (`workloadSpiffeId`'s shape) back into tenant, environment and
+ * service. Returns null for anything else: another trust domain, a role's id, extra or missing
+ * segments, or a spelling `workloadSpiffeId` would not produce. Never throws.
+ */
+export function parseWorkloadId(trustDomain: string, id: string): { tenant: string; environment: string; service: string } | null {
+  if (typeof id !== 'string' || typeof trustDomain !== 'string' || !TRUST_DOMAIN.test(trustDomain)) return null;
+  const prefix = `spiffe://${trustDomain}/`;
+  if (!id.startsWith(prefix)) return null;
+  const parts = id.slice(prefix.length).split('/');
+  if (parts.length !== 6 || parts[0] !== 'tenant' || parts[2] !== 'env' || parts[4] !== 'service') return null;
+  const [, tenant, , environment, , service] = parts as [string, string, string, string, string, string];
+  if (!isTenantName(tenant) || !isSegment(environment) || !isSegment(service)) return null;
+  return { tenant, environment, service };
+}

@@ -22,6 +22,7 @@ import { GroupCommit } from './group-commit';
 import type { HeartbeatPacing } from './heartbeat-pacing';
 import { fenced, type LeaderEpoch } from './leader-fence';
 import type { InstanceStateName, Storage, UnitOfWork } from './storage';
+import type { WorkloadCertificates } from './workload-certificates';
 
 export interface AgentSession {
   readonly hostId: string;
@@ -94,7 +95,7 @@ export class AgentSessions {
     private readonly leader: LeaderEpoch,
     private readonly ca: CaTrust,
     private readonly liveness: HostLiveness,
-    private readonly opts: { pacing: HeartbeatPacing; now: () => number; admission?: SessionAdmission },
+    private readonly opts: { pacing: HeartbeatPacing; now: () => number; admission?: SessionAdmission; workloads?: WorkloadCertificates },
     private readonly log: Logger,
   ) {}
 
@@ -228,6 +229,16 @@ export class AgentSessions {
           case 'awardReply':
             this.auction?.receiveAwardReply(hostId, kind.awardReply);
             return;
+          case 'workloadCertificateRequest': {
+            const req = kind.workloadCertificateRequest;
+            const workloads = this.opts.workloads;
+            if (!workloads) {
+              send({ kind: { $case: 'workloadCertificate', workloadCertificate: { instanceId: req.instanceId, certificatePem: '', spiffeId: '', refused: 'this Pod API issues no workload certificates' } } });
+              return;
+            }
+            void workloads.answer(hostId, req).then((workloadCertificate) => send({ kind: { $case: 'workloadCertificate', workloadCertificate } }));
+            return;
+          }
         }
       });
     });

@@ -25,6 +25,7 @@ import { CertificateServiceService } from '../gen/podium/v1/certificate';
 import { PodApiService } from '../gen/podium/v1/pod_api';
 import { issueKeyPair, loadOrCreateKeyFile, spiffeIdFor, type Authority } from '../certs';
 import { SessionAdmission } from './admission';
+import { WorkloadCertificates } from './workload-certificates';
 import { AgentSessions } from './agent-sessions';
 import type { CaTrust } from './auth';
 import { seededRandom } from './auction';
@@ -102,6 +103,8 @@ export interface ServerConfig {
   /** How often the orchestrator checks replicas and heartbeats. */
   orchestratorIntervalMs: number;
   certLifetimeSeconds: number;
+  /** Workload certificates (the identities of instances in the mesh) live this long. */
+  workloadCertLifetimeSeconds: number;
   /** How often the revocation revision is read, so that other processes' revocations take effect. */
   revocationPollMs: number;
   /** Pending lots that no host could take are auctioned again this often. */
@@ -137,6 +140,7 @@ export const SERVER_DEFAULTS = {
   maxHeartbeatsPerSecond: 400,
   orchestratorIntervalMs: 500,
   certLifetimeSeconds: 24 * 3600,
+  workloadCertLifetimeSeconds: 3600,
   revocationPollMs: 250,
   pendingRetryMs: 3_000,
   restartBackoffMs: 2_000,
@@ -235,8 +239,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Admitted within 50 ms of its slot: an agent that waits what it was told is not sent back.
   const admission = new SessionAdmission({ ratePerSecond: config.admitRatePerSecond, slackMs: 50 });
   const pacing = new HeartbeatPacing({ baseIntervalMs: config.heartbeatIntervalMs, baseTtlMs: config.hostTtlMs, maxPerSecond: config.maxHeartbeatsPerSecond });
-  const sessions = new AgentSessions(storage, leader, trust, liveness, { pacing, now, admission }, log.child({ module: 'sessions' }));
-  const metrics = new ServerMetrics(storage, () => sessions.connectedHosts().size, () => leader.epoch, () => admission.deferred, () => ({ heard: sessions.heartbeatsHeard, intervalMs: pacing.intervalMs }));
+  const metrics: ServerMetrics = new ServerMetrics(storage, (): number => sessions.connectedHosts().size, () => leader.epoch, () => admission.deferred, () => ({ heard: sessions.heartbeatsHeard, intervalMs: pacing.intervalMs }));
+  const workloads = new WorkloadCertificates(storage, ca, config.workloadCertLifetimeSeconds, log.child({ module: 'workload-certificates' }), metrics.registry);
+  const sessions: AgentSessions = new AgentSessions(storage, leader, trust, liveness, { pacing, now, admission, workloads }, log.child({ module: 'sessions' }));
   log.info({ seed: config.seed }, 'auction seed');
   const auctioneer = new Auctioneer(
     storage,

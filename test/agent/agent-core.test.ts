@@ -12,6 +12,7 @@ import { SubnetPool } from '../../agent/subnet-pool';
 import { containerBody, containerName, networkName } from '../../agent/runtime';
 import { poll } from '../support/poll';
 import { FakeEngine, statuses } from './fake-engine';
+import { testAuthority } from '../certs/helpers';
 
 const HOST = 'h-core';
 const RUNNING = InstanceState.INSTANCE_STATE_RUNNING;
@@ -33,6 +34,11 @@ function spec(instanceId: string, over: Partial<ContainerSpec> = {}): ContainerS
 }
 
 describe('agent core with a scripted engine', function () {
+  // The CA workload certificates would be checked against (the core asks for one per award).
+  let caPem = '';
+  before(async () => {
+    caPem = (await testAuthority()).caCertPem;
+  });
   this.timeout(20_000);
   let engine: FakeEngine;
   let core: AgentCore;
@@ -47,6 +53,7 @@ describe('agent core with a scripted engine', function () {
         apparmor: AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE,
         subnetPool: SubnetPool.parse('10.210.0.0/16', 26),
         watchIntervalMs,
+        caPem,
       },
       (msg) => outbox.push(msg),
       new AgentMetrics({ connected: () => true, containers: () => 0 }),

@@ -17,6 +17,7 @@ import { formatIpv4Cidr, parseIpv4Cidr, SubnetPool } from '../../agent/subnet-po
 import { DOCKER_SOCKET } from '../support/local-engine';
 import { sweepStaleTestResources } from '../runtime/sweep';
 import { uniquePrefix } from '../runtime/unique-prefix';
+import { testAuthority } from '../certs/helpers';
 
 const log = pino({ level: process.env.PODIUM_TEST_LOG ?? 'silent' });
 
@@ -72,6 +73,11 @@ class RacingEngine extends DockerEngine {
 }
 
 describe('environment networks on the real engine', function () {
+  // The CA workload certificates would be checked against (the core asks for one per award).
+  let caPem = '';
+  before(async () => {
+    caPem = (await testAuthority()).caCertPem;
+  });
   this.timeout(60_000);
   const engine = new DockerEngine({ socketPath: DOCKER_SOCKET });
   const hosts: string[] = [];
@@ -143,7 +149,7 @@ describe('environment networks on the real engine', function () {
     const outbox: AgentMessage[] = [];
     const core = new AgentCore(
       engine,
-      { hostId, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE, subnetPool: pool, watchIntervalMs: 60_000 },
+      { hostId, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE, subnetPool: pool, watchIntervalMs: 60_000, caPem },
       (m) => outbox.push(m),
       new AgentMetrics({ connected: () => true, containers: () => 0 }),
       log,
@@ -160,7 +166,7 @@ describe('environment networks on the real engine', function () {
     const pool = await testPool(engine, 29);
     const core = new AgentCore(
       engine,
-      { hostId, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE, subnetPool: pool, watchIntervalMs: 300 },
+      { hostId, capacity: { cpuMillis: 1000, memoryMib: 1024 }, apparmor: AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE, subnetPool: pool, watchIntervalMs: 300, caPem },
       () => undefined,
       new AgentMetrics({ connected: () => true, containers: () => 0 }),
       log,

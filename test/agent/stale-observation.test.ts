@@ -14,6 +14,7 @@ import { AgentMetrics } from '../../agent/metrics';
 import { SubnetPool } from '../../agent/subnet-pool';
 import { poll } from '../support/poll';
 import { FakeEngine, statuses } from './fake-engine';
+import { testAuthority } from '../certs/helpers';
 
 const HOST = 'h-stale';
 
@@ -32,6 +33,11 @@ function spec(instanceId: string): ContainerSpec {
 }
 
 describe('agent core: an observation taken before an award started its container', function () {
+  // The CA workload certificates would be checked against (the core asks for one per award).
+  let caPem = '';
+  before(async () => {
+    caPem = (await testAuthority()).caCertPem;
+  });
   this.timeout(20_000);
   let engine: FakeEngine;
   let core: AgentCore;
@@ -49,6 +55,7 @@ describe('agent core: an observation taken before an award started its container
         apparmor: AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE,
         subnetPool: SubnetPool.parse('10.210.0.0/16', 26),
         watchIntervalMs: 3_600_000,
+        caPem,
       },
       (msg) => outbox.push(msg),
       new AgentMetrics({ connected: () => true, containers: () => 0 }),
