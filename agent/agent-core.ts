@@ -37,6 +37,7 @@ import {
 } from './runtime';
 import type { SubnetPool } from './subnet-pool';
 import { WorkloadIdentities } from './workload-identities';
+import { MeshDirectory } from './mesh/directory';
 
 /** Seconds a container gets to stop on SIGTERM before it is killed. */
 const STOP_GRACE_SECONDS = 5;
@@ -66,6 +67,8 @@ export class AgentCore {
   private readonly watch: ContainerWatch;
   /** The workload identities of the instances here, for the host's proxy. */
   readonly identities: WorkloadIdentities;
+  /** Where the services of the environments this host runs are, as the Pod API pushes it. */
+  readonly directory = new MeshDirectory();
 
   private sweep: NodeJS.Timeout | null = null;
 
@@ -158,12 +161,17 @@ export class AgentCore {
         return this.remove(kind.stopInstance.instanceId, 'the server asked');
       case 'workloadCertificate':
         return this.identities.received(kind.workloadCertificate);
+      case 'registry':
+        this.directory.apply(kind.registry);
+        return;
       case 'welcome':
         return;
     }
   }
 
   private async reconcile(r: Reconcile): Promise<void> {
+    // A new session (reconcile follows every welcome): its registry versions count afresh.
+    this.directory.reset();
     // Tell the server what each kept instance is now, whatever was reported before the session;
     // an identity asked for and not answered (the last session was lost) is asked again.
     for (const id of r.keepInstanceIds) {

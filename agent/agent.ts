@@ -161,6 +161,8 @@ export class Agent {
           labels: this.opts.labels,
           apparmor: this.opts.apparmor,
           inventory: this.agentCore.inventory(),
+          // No proxy yet: its endpoints are not routed to until it runs one.
+          meshAddress: '',
         },
       },
     });

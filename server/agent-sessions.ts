@@ -26,6 +26,8 @@ import type { WorkloadCertificates } from './workload-certificates';
 
 export interface AgentSession {
   readonly hostId: string;
+  /** Where its proxy takes mTLS from other hosts' proxies (its hello's), '' when none. */
+  readonly meshAddress: string;
   send(msg: ServerMessage): void;
   close(reason: string): void;
 }
@@ -38,6 +40,11 @@ export interface AuctionInbox {
   /** A host joined or came back, or capacity was freed: parked lots may fit now. */
   fleetChanged(): void;
   /** What this host is (capacity, labels, AppArmor) or holds may have changed: read it again. */
+  hostChanged(hostId: string): void;
+}
+
+/** Who hears of sessions opening and ending (the service registry). */
+export interface SessionObserver {
   hostChanged(hostId: string): void;
 }
 
@@ -69,6 +76,7 @@ export class AgentSessions {
   /** Heartbeats heard since the start (a metric). */
   heartbeatsHeard = 0;
   auction: AuctionInbox | null = null;
+  registry: SessionObserver | null = null;
   /** Status reports of every session, committed together while a commit is under way. */
   private readonly statusWrites = new GroupCommit<ReportedStatus, StatusOutcome>((batch) =>
     this.storage.transaction(async (u) => {
@@ -177,6 +185,7 @@ export class AgentSessions {
         if (helloDone) return fail(new PodiumError(status.FAILED_PRECONDITION, 'hello sent twice'));
         const opened: AgentSession = {
           hostId,
+          meshAddress: kind.hello.meshAddress,
           send,
           close: (reason) => {
             if (closed) return;
@@ -185,6 +194,7 @@ export class AgentSessions {
             if (this.sessions.get(hostId) === opened) {
               this.sessions.delete(hostId);
               this.repace();
+              this.registry?.hostChanged(hostId);
             }
             log.info({ reason }, 'closing agent session');
             call.end();
@@ -201,6 +211,7 @@ export class AgentSessions {
             // Its capacity (and what it freed by reconciling) is new to the auction.
             this.auction?.hostChanged(hostId);
             this.auction?.fleetChanged();
+            this.registry?.hostChanged(hostId);
           },
           (err) => fail(err),
         );
@@ -248,6 +259,7 @@ export class AgentSessions {
         this.sessions.delete(hostId);
         log.info('agent disconnected');
         this.repace();
+        this.registry?.hostChanged(hostId);
       }
     };
     call.on('end', () => {

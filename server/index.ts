@@ -26,6 +26,7 @@ import { PodApiService } from '../gen/podium/v1/pod_api';
 import { issueKeyPair, loadOrCreateKeyFile, spiffeIdFor, type Authority } from '../certs';
 import { SessionAdmission } from './admission';
 import { WorkloadCertificates } from './workload-certificates';
+import { ServiceRegistry } from './service-registry';
 import { AgentSessions } from './agent-sessions';
 import type { CaTrust } from './auth';
 import { seededRandom } from './auction';
@@ -263,6 +264,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     metrics,
   );
   sessions.auction = auctioneer;
+  const registry = new ServiceRegistry(
+    storage,
+    { get: (host) => sessions.get(host), meshAddressOf: (host) => sessions.get(host)?.meshAddress ?? '' },
+    log.child({ module: 'registry' }),
+  );
+  sessions.registry = registry;
   const orchestrator = new Orchestrator(
     storage,
     liveness,
@@ -286,6 +293,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     // Desired state written by any process: the leader auctions new lots, and tells the hosts
     // of deleted instances to remove them (capacity freed).
     if (e.type === 'instance.pending' || e.type === 'instance.requeued') auctioneer.kick();
+    // Where an environment's instances run changed: the proxies of its hosts are told.
+    if (e.type.startsWith('instance.') || e.type.startsWith('service.')) registry.changed(e.tenant, e.environment);
     if (e.type === 'instance.deleted' && e.host) {
       sessions.stopInstance(e.host, e.instance);
       auctioneer.fleetChanged();

@@ -75,6 +75,13 @@ export class InstanceRepository {
     ).map(fromRow);
   }
 
+  /** Every instance of an environment's services (the registry's snapshot reads it). */
+  async listOfEnvironment(tenant: string, environment: string): Promise<InstanceRecord[]> {
+    return (
+      await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE tenant = $1 AND environment = $2 ORDER BY service, created_at, id`, [tenant, environment])
+    ).map(fromRow);
+  }
+
   async listOnHost(host: string): Promise<InstanceRecord[]> {
     return (await this.sql.all<InstanceRow>(`SELECT * FROM instances WHERE host = $1 ORDER BY id`, [host])).map(fromRow);
   }

@@ -55,6 +55,7 @@ describe('auctioneer', function () {
     const sessions = {
       get: (hostId: string) => ({
         hostId,
+        meshAddress: '',
         send: (msg: ServerMessage) => {
           inbox.get(hostId)!.push(msg);
           if (msg.kind?.$case === 'callForBids') busy(callSendMs);

@@ -38,6 +38,8 @@ export interface ScriptedAgentOptions {
   reconnectMs?: number;
   /** More Pod API processes to try in turn, after the address it joined at. */
   alsoAt?: readonly string[];
+  /** The proxy address its hello advertises; none by default. */
+  meshAddress?: string;
 }
 
 /** What the agent answers to a call for bids; the default prices by load. */
@@ -86,6 +88,7 @@ export class ScriptedAgent {
       heartbeatMs: opts.heartbeatMs ?? -1,
       reconnectMs: opts.reconnectMs ?? -1,
       alsoAt: opts.alsoAt ?? [],
+      meshAddress: opts.meshAddress ?? '',
     };
     this.servers = new ServerAddresses([address, ...this.options.alsoAt]);
   }
@@ -148,6 +151,7 @@ export class ScriptedAgent {
           labels: this.options.labels,
           apparmor: this.options.apparmor,
           inventory: [...this.running.keys()].map((instanceId) => ({ instanceId, containerId: `c-${instanceId}`, running: true })),
+          meshAddress: this.options.meshAddress,
         },
       },
     });
