@@ -91,6 +91,7 @@ export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Se
     placement: svc.spec.placement === 'binpack' ? PlacementPolicy.PLACEMENT_POLICY_BINPACK : PlacementPolicy.PLACEMENT_POLICY_SPREAD,
     ports: svc.spec.ports.map((p) => ({ name: p.name, port: p.port, protocol: portProtocolView(p.protocol) })),
     capabilities: svc.spec.capabilities,
+    allow: svc.spec.allowFrom.map((environment) => ({ environment })),
     environment: svc.environment,
     instances: instances.map((i) => ({
       id: i.id,
@@ -136,6 +137,22 @@ export function eventView(e: EventRecord): Event {
   };
 }
 
+/**
+ * Each port of an environment is one service's: it is where the environment's containers reach
+ * that service through the mesh (`<SERVICE>_PORT`, on one address per host and environment).
+ * Under the tenant's lock, like the quota, so two creates cannot both take a port.
+ */
+async function assertPortsFree(u: UnitOfWork, rec: ServiceRecord): Promise<void> {
+  const taken = new Map<number, string>();
+  for (const other of await u.services.list(rec.tenant, rec.environment)) for (const p of other.spec.ports) taken.set(p.port, other.name);
+  assertNoViolations(
+    rec.spec.ports.flatMap((p, i) => {
+      const owner = taken.get(p.port);
+      return owner === undefined ? [] : [{ field: `ports[${i}].port`, description: `${p.port} is already service "${owner}"'s in this environment: each port of an environment belongs to one service` }];
+    }),
+  );
+}
+
 export function podApiHandlers(deps: PodApiDeps): PodApiServer {
   const { storage } = deps;
   const serviceWithInstances = async (svc: ServiceRecord) =>
@@ -152,6 +169,7 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
     await u.lock(`quota:${tenant}`);
     if (!(await u.environments.exists(tenant, rec.environment))) return 'no-environment';
     if (await u.services.get(tenant, rec.environment, rec.name)) return 'exists';
+    await assertPortsFree(u, rec);
     await assertWithinQuota(u, tenant, spec, deps.defaultQuota);
     if (!(await u.services.insert(rec))) return 'exists';
     u.emit({ tenant, type: 'service.created', environment: rec.environment, service: rec.name, message: `${spec.replicas} replicas of ${spec.image}` });

@@ -111,6 +111,7 @@ export class ServiceRegistry {
       services: services.map((svc) => ({
         name: svc.name,
         ports: svc.spec.ports.map((p) => ({ name: p.name, port: p.port, protocol: portProtocolView(p.protocol) })),
+        allowFromEnvironments: svc.spec.allowFrom,
         endpoints: instances
           .filter((i) => i.service === svc.name && i.state === 'running' && i.host !== null)
           .map((i) => ({ instanceId: i.id, host: i.host!, meshAddress: this.hosts.get(i.host!) ? this.hosts.meshAddressOf(i.host!) : '' }))

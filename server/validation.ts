@@ -29,6 +29,7 @@ export const LIMITS = {
   minCpuMillis: 10,
   maxCpuMillis: 256_000,
   maxPorts: 16,
+  maxAllowRules: 16,
 } as const;
 
 export function nameViolation(field: string, value: string): FieldViolation | null {
@@ -78,6 +79,7 @@ export function validateService(s: Service | undefined): { name: string; spec: S
   if (placement === undefined) push({ field: 'placement', description: 'must be PLACEMENT_POLICY_SPREAD or PLACEMENT_POLICY_BINPACK' });
   const capabilities = validateCapabilities(s.capabilities, push);
   const ports = validatePorts(s.ports, capabilities, push);
+  const allowFrom = validateAllow(s.allow.map((a) => a.environment), push);
   assertNoViolations(violations);
   return {
     name: s.name,
@@ -90,8 +92,22 @@ export function validateService(s: Service | undefined): { name: string; spec: S
       placement: placement!,
       ports,
       capabilities,
+      allowFrom,
     },
   };
+}
+
+/** Environment names, each once; the service's own is implied and so not a rule. */
+function validateAllow(environments: readonly string[], push: (v: FieldViolation) => void): string[] {
+  if (environments.length > LIMITS.maxAllowRules) push({ field: 'allow', description: `has more than ${LIMITS.maxAllowRules} rules` });
+  const seen = new Map<string, number>();
+  environments.forEach((env, i) => {
+    const v = nameViolation(`allow[${i}].environment`, env);
+    if (v) return push(v);
+    if (seen.has(env)) return push({ field: `allow[${i}].environment`, description: `duplicates allow[${seen.get(env)}].environment` });
+    seen.set(env, i);
+  });
+  return [...seen.keys()].sort();
 }
 
 /** Upper case, without "CAP_", sorted, each once; anything outside what the agent allows is named. */

@@ -30,6 +30,8 @@ export interface ServiceSpec {
   ports: PortSpec[];
   /** Capabilities kept, upper case without "CAP_", sorted. */
   capabilities: string[];
+  /** Other environments of the tenant whose services may reach it, sorted. */
+  allowFrom: string[];
 }
 
 export interface ServiceRecord {

@@ -10,9 +10,9 @@ interface ServiceRow {
 }
 
 function fromRow(r: ServiceRow): ServiceRecord {
-  // Specs stored before placement policies, ports and capabilities existed are spread, the
-  // default, with no port and no capability.
-  const spec = { placement: 'spread', ports: [], capabilities: [], ...(JSON.parse(r.spec) as Partial<ServiceSpec>) } as ServiceSpec;
+  // Specs stored before placement policies, ports, capabilities and allow rules existed are
+  // spread, the default, with none of the others.
+  const spec = { placement: 'spread', ports: [], capabilities: [], allowFrom: [], ...(JSON.parse(r.spec) as Partial<ServiceSpec>) } as ServiceSpec;
   return { tenant: r.tenant, environment: r.environment, name: r.name, spec, createdAt: r.created_at };
 }
 

@@ -101,6 +101,9 @@ describe('gateway', function () {
         instances: [],
         pendingReason: '',
         placement: 0,
+        ports: [],
+        capabilities: [],
+        allow: [],
         createTime: undefined,
       });
       // proto3 JSON out: camelCase, enums by name, timestamps RFC 3339, defaults emitted.
@@ -110,6 +113,9 @@ describe('gateway', function () {
         instances: [{ id: 'i-1', host: '', state: 'INSTANCE_STATE_PENDING', containerId: '', message: '' }],
         pendingReason: 'waiting for the next round',
         placement: 'PLACEMENT_POLICY_UNSPECIFIED',
+        ports: [],
+        capabilities: [],
+        allow: [],
         createTime: '2024-05-01T12:00:00.000Z',
       });
     });

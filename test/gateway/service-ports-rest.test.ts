@@ -54,6 +54,12 @@ describe('gateway: service ports and capabilities over REST', function () {
     ['a name that is no env var part', { ports: [{ name: 'HTTP_1', port: 8080 }] }, [{ field: 'ports[0].name', description: /1-15 characters/ }]],
     ['privileged without the capability', { ports: [{ name: 'http', port: 80 }] }, [{ field: 'ports[0].port', description: /80 is privileged.*NET_BIND_SERVICE/ }]],
     ['a capability that leaves the container', { capabilities: ['SYS_ADMIN'] }, [{ field: 'capabilities[0]', description: /"SYS_ADMIN" is not a capability a service may keep/ }]],
+    ['an allow rule that names no environment', { allow: [{ environment: 'Staging Env' }] }, [{ field: 'allow[0].environment', description: /1-40 characters/ }]],
+    [
+      'an allow rule twice',
+      { allow: [{ environment: 'staging' }, { environment: 'staging' }] },
+      [{ field: 'allow[1].environment', description: /duplicates allow\[0\]\.environment/ }],
+    ],
     ['more than 16 ports', { ports: Array.from({ length: 17 }, (_, i) => ({ name: `p${i}`, port: 9000 + i })) }, [{ field: 'ports', description: /more than 16/ }]],
     [
       'every problem at once',
@@ -99,7 +105,38 @@ describe('gateway: service ports and capabilities over REST', function () {
       { name: 'admin', port: 9090, protocol: 'PORT_PROTOCOL_TCP' },
     ]);
     assert.deepEqual(got.capabilities, ['CHOWN', 'NET_BIND_SERVICE']);
+    assert.deepEqual(got.allow, []);
     const award = await poll('the award', () => agent!.messages('award').find((m) => m.award.spec?.service === 'web')?.award);
     assert.deepEqual(award.spec?.capabilities, ['CHOWN', 'NET_BIND_SERVICE']);
+  });
+});
+
+describe('gateway: a port of an environment belongs to one service', function () {
+  this.timeout(30_000);
+  let h: PodApiHarness;
+  let gw: GatewayHarness;
+  let token: string;
+
+  before(async () => {
+    h = await startPodApiHarness();
+    gw = await startGatewayHarness(h);
+    token = await gw.gateway.tokens.create('acme', 'acme-ci');
+    for (const name of ['prod', 'staging']) assert.equal((await gw.request(token, '/v1/environments', post({ name }))).status, 200);
+  });
+  after(async () => {
+    await gw?.close();
+    await h?.close();
+  });
+
+  it('refuses a second service on a port of its environment, naming the owner; another environment may use it', async () => {
+    const api = { ...BASE, name: 'api', ports: [{ name: 'http', port: 7000 }], allow: [{ environment: 'staging' }] };
+    assert.equal((await gw.request(token, '/v1/environments/prod/services', post(api))).status, 200);
+    const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'web', ports: [{ name: 'alt', port: 7001 }, { name: 'http', port: 7000 }] }));
+    const body = await json(res);
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.deepEqual(body.details[0].fieldViolations, [{ field: 'ports[1].port', description: '7000 is already service "api"\'s in this environment: each port of an environment belongs to one service' }]);
+    assert.equal((await gw.request(token, '/v1/environments/prod/services/web')).status, 404);
+    assert.equal((await gw.request(token, '/v1/environments/staging/services', post({ ...BASE, name: 'web', ports: [{ name: 'http', port: 7000 }] }))).status, 200);
+    assert.deepEqual((await json(await gw.request(token, '/v1/environments/prod/services/api'))).allow, [{ environment: 'staging' }]);
   });
 });

@@ -47,7 +47,7 @@ describe('service registry', function () {
   });
 
   it('pushes each environment\'s snapshot to the hosts that run it, and to no other host', async () => {
-    await d.createService('acme', 'prod', { name: 'api', replicas: 2, ha: true, ports: [{ name: 'http', port: 8080, protocol: PortProtocol.PORT_PROTOCOL_HTTP }] });
+    await d.createService('acme', 'prod', { name: 'api', replicas: 2, ha: true, ports: [{ name: 'http', port: 8080, protocol: PortProtocol.PORT_PROTOCOL_HTTP }], allow: [{ environment: 'staging' }] });
     await d.createService('globex', 'prod', { name: 'db', replicas: 1, ports: [{ name: 'pg', port: 5432, protocol: PortProtocol.PORT_PROTOCOL_TCP }] });
     const api = await d.running('acme', 'prod', 'api', 2);
     const db = await d.running('globex', 'prod', 'db', 1);
@@ -57,6 +57,7 @@ describe('service registry', function () {
       const r = await poll(`acme's registry on ${a.hostId}`, () => (endpointsOf(latest(a, 'acme', 'prod'), 'api').length === 2 ? latest(a, 'acme', 'prod') : undefined), 2_000, 10);
       assert.deepEqual(endpointsOf(r, 'api'), expected);
       assert.deepEqual(r!.services.find((s) => s.name === 'api')!.ports, [{ name: 'http', port: 8080, protocol: PortProtocol.PORT_PROTOCOL_HTTP }]);
+      assert.deepEqual(r!.services.find((s) => s.name === 'api')!.allowFromEnvironments, ['staging']);
     }
     const dbHost = db.instances[0]!.host;
     await poll('globex\'s registry on its host', () => endpointsOf(latest(agents.find((a) => a.hostId === dbHost)!, 'globex', 'prod'), 'db').length === 1, 2_000, 10);

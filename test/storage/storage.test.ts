@@ -12,7 +12,7 @@ const svc = (name: string, replicas = 2): ServiceRecord => ({
   tenant: 'acme',
   environment: 'prod',
   name,
-  spec: { image: 'img', command: [], replicas, ha: false, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread', ports: [], capabilities: [] },
+  spec: { image: 'img', command: [], replicas, ha: false, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread', ports: [], capabilities: [], allowFrom: [] },
   createdAt: 1,
 });
 
