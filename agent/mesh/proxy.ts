@@ -128,6 +128,8 @@ export class MeshProxy {
   /** Opens the inbound listener; resolves with the port it listens on. */
   listen(host: string, port: number): Promise<number> {
     const server = tls.createServer({
+      // A caller that ends its side may still be answered (the target's answer after its FIN).
+      allowHalfOpen: true,
       // Every client must present a certificate; whether the CA signed it, and that it is current,
       // is checked in admit(), first, so that a refusal is logged with what the caller claimed and
       // why (expired, another CA) rather than as a reset handshake.
@@ -190,7 +192,7 @@ export class MeshProxy {
     }
     for (const [port, service] of wanted) {
       if (side.listeners.has(port)) continue;
-      const server = net.createServer((socket) => this.outbound(socket, { tenant, environment, service, port }));
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.outbound(socket, { tenant, environment, service, port }));
       side.listeners.set(port, { server, service });
       await new Promise<void>((resolve) => {
         server.once('error', (err) => {
@@ -236,17 +238,19 @@ export class MeshProxy {
         return void socket.destroy();
       }
       const [host, portText] = splitHostPort(order[i]!);
+      // allowHalfOpen is a socket option tls.connect passes on; its typings leave it out.
       const upstream = tls.connect({
+        allowHalfOpen: true,
         host,
         port: Number(portText),
         servername: targetServerName(target),
-        key: identity.keyPem,
-        cert: identity.certPem,
-        ca: this.opts.caPem,
+        // One context per certificate: reading the key and CA again for each connection was most
+        // of a new connection's cost.
+        secureContext: this.contextOf(identity),
         minVersion: 'TLSv1.3',
         // The peer must be an instance of the target, whatever host answers.
-        checkServerIdentity: (_host, cert) => (uriSansOf(cert.subjectaltname).includes(expected) ? undefined : new Error(`the peer is not ${expected}`)),
-      });
+        checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => (uriSansOf(cert.subjectaltname).includes(expected) ? undefined : new Error(`the peer is not ${expected}`)),
+      } as tls.ConnectionOptions);
       this.track(upstream);
       const timer = setTimeout(() => upstream.destroy(new Error('timed out')), this.opts.connectTimeoutMs ?? 3_000);
       upstream.once('secureConnect', () => {
@@ -298,7 +302,7 @@ export class MeshProxy {
     const n = this.turn.get(key) ?? 0;
     this.turn.set(key, n + 1);
     const pick = local[n % local.length]!;
-    const upstream = net.connect({ host: pick.address, port: target!.port });
+    const upstream = net.connect({ host: pick.address, port: target!.port, allowHalfOpen: true });
     this.track(upstream);
     socket.pause();
     upstream.once('connect', () => {
@@ -325,15 +329,21 @@ export class MeshProxy {
   private contextFor(target: MeshTarget): tls.SecureContext | null {
     for (const { instanceId } of this.opts.local.targets(target.tenant, target.environment, target.service)) {
       const id = this.opts.identities.get(instanceId);
-      if (!id) continue;
-      let ctx = this.contexts.get(id.serial);
-      if (!ctx) {
-        ctx = tls.createSecureContext({ key: id.keyPem, cert: id.certPem, ca: this.opts.caPem });
-        this.contexts.set(id.serial, ctx);
-      }
-      return ctx;
+      if (id) return this.contextOf(id);
     }
     return null;
+  }
+
+  /** The TLS context of a certificate, made once. Contexts of certificates no instance holds any
+   *  more (renewed or gone) are dropped as the cache grows. */
+  private contextOf(id: { keyPem: string; certPem: string; serial: string }): tls.SecureContext {
+    let ctx = this.contexts.get(id.serial);
+    if (!ctx) {
+      if (this.contexts.size >= 1024) this.contexts.clear();
+      ctx = tls.createSecureContext({ key: id.keyPem, cert: id.certPem, ca: this.opts.caPem, minVersion: 'TLSv1.3' });
+      this.contexts.set(id.serial, ctx);
+    }
+    return ctx;
   }
 
   private refuse(direction: 'inbound' | 'outbound', reason: string, detail: Record<string, unknown>): void {
@@ -347,8 +357,15 @@ export class MeshProxy {
   }
 }
 
-/** Bytes both ways until either side ends; an error on one side ends the other. */
+/**
+ * Bytes both ways. Each side's end is passed on as an end (half-close: a caller that has sent its
+ * request and ended still gets the answer); the pair is closed when both sides have closed, or at
+ * once on an error of either.
+ */
 function splice(a: net.Socket, b: net.Socket): void {
+  // No Nagle: a proxy that holds back a small write waits for the peer's delayed ACK (40 ms).
+  a.setNoDelay(true);
+  b.setNoDelay(true);
   a.pipe(b);
   b.pipe(a);
   a.resume();

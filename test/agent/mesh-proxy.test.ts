@@ -66,7 +66,9 @@ function direct(port: number, servername: string, client: Held | { keyPem: strin
   });
 }
 
-const snapshot = (tenant: string, environment: string, services: EnvironmentRegistry['services'], version = 1): EnvironmentRegistry => ({ tenant, environment, version, gone: false, services });
+/** Snapshots as the Pod API sends them: each newer than the one before. */
+let version = 0;
+const snapshot = (tenant: string, environment: string, services: EnvironmentRegistry['services']): EnvironmentRegistry => ({ tenant, environment, version: ++version, gone: false, services });
 
 describe('mesh proxy on loopback', function () {
   this.timeout(30_000);
@@ -88,8 +90,10 @@ describe('mesh proxy on loopback', function () {
     targets: () => [],
     callerAt: (tenant, environment, address) => (tenant === 'acme' && environment === 'prod' && address === '127.0.0.2' ? 'web-1' : undefined),
   };
+  let eofTargets: Array<{ instanceId: string; address: string }> = [];
   const localB: LocalInstances = {
-    targets: (tenant, environment, service) => (tenant === 'acme' && environment === 'prod' && service === 'api' ? [{ instanceId: 'api-1', address: '127.0.0.3' }] : []),
+    targets: (tenant, environment, service) =>
+      tenant === 'acme' && environment === 'prod' && service === 'api' ? [{ instanceId: 'api-1', address: '127.0.0.3' }] : service === 'eof' ? eofTargets : [],
     callerAt: () => undefined,
   };
   const apiService = (endpoints: string[], allowFromEnvironments: string[] = []) => ({
@@ -132,6 +136,34 @@ describe('mesh proxy on loopback', function () {
     assert.ok(logB.some((l) => l.includes('mesh: admitted') && l.includes('spiffe://podium.local/tenant/acme/env/prod/service/web')), 'B admitted web\'s identity');
   });
 
+  it('passes a half-close on: a caller that ended its side still gets the answer', async () => {
+    // The target answers only once the caller has ended (as an HTTP/1.0 server reading to EOF).
+    const eof = net.createServer({ allowHalfOpen: true }, (s) => {
+      let got = '';
+      s.on('data', (d) => (got += d.toString()));
+      s.on('end', () => s.end(`read ${got.length} bytes`));
+    });
+    await new Promise<void>((r) => eof.listen(apiPort + 1 === 65536 ? 0 : apiPort + 1, '127.0.0.3', () => r()));
+    try {
+      const port = portOf(eof);
+      const svc = { name: 'eof', ports: [{ name: 'tcp', port, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [{ instanceId: 'eof-1', host: 'b', meshAddress: `127.0.0.1:${meshB}` }], allowFromEnvironments: [] };
+      ids.set('eof-1', await workloadCert(ca, 'acme', 'prod', 'eof'));
+      eofTargets = [{ instanceId: 'eof-1', address: '127.0.0.3' }];
+      dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`]), svc]));
+      const reply = await poll('the answer after the caller\'s end', () => new Promise<string | undefined>((resolve) => {
+        let got = '';
+        const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }, () => s.end('x'.repeat(1000)));
+        s.on('data', (d) => (got += d.toString()));
+        s.on('close', () => resolve(got || undefined));
+        s.on('error', () => resolve(undefined));
+      }), 3_000, 50);
+      assert.equal(reply, 'read 1000 bytes');
+    } finally {
+      eof.close();
+      eofTargets = [];
+    }
+  });
+
   it('refuses a local caller that is no instance of the environment, before any byte goes out', async () => {
     const before = await refusals(regB, 'inbound', 'not-allowed');
     assert.equal(await exchange('127.0.0.9', '127.0.0.1', apiPort, 'ping'), '');
@@ -151,9 +183,9 @@ describe('mesh proxy on loopback', function () {
     const sni = targetServerName({ tenant: 'acme', environment: 'prod', service: 'api', port: apiPort });
     assert.equal((await direct(meshB, sni, staging, caPem)).reply, '');
     assert.ok(logB.some((l) => l.includes('"reason":"not-allowed"') && l.includes('tenant/acme/env/staging/service/web')));
-    dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`], ['staging'])], 2));
+    dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`], ['staging'])]));
     assert.equal((await direct(meshB, sni, staging, caPem)).reply, 'api:hi');
-    dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])], 3));
+    dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])]));
   });
 
   it('refuses a certificate of another CA, an expired one, and a host\'s identity', async () => {
@@ -185,7 +217,7 @@ describe('mesh proxy on loopback', function () {
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
     const deadAddress = `127.0.0.1:${portOf(dead)}`;
     dead.close();
-    dirA.apply(snapshot('acme', 'prod', [apiService([deadAddress, `127.0.0.1:${meshB}`])], 2));
+    dirA.apply(snapshot('acme', 'prod', [apiService([deadAddress, `127.0.0.1:${meshB}`])]));
     // Round robin: one of two connections starts at the dead endpoint; both get through.
     assert.equal(await exchange('127.0.0.2', '127.0.0.1', apiPort, 'one'), 'api:one');
     assert.equal(await exchange('127.0.0.2', '127.0.0.1', apiPort, 'two'), 'api:two');
@@ -196,24 +228,24 @@ describe('mesh proxy on loopback', function () {
     const rogue = tls.createServer({ key: web.keyPem, cert: web.certPem }, (s) => s.end('rogue'));
     await new Promise<void>((r) => rogue.listen(0, '127.0.0.1', () => r()));
     try {
-      dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${portOf(rogue)}`])], 3));
+      dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${portOf(rogue)}`])]));
       assert.equal(await exchange('127.0.0.2', '127.0.0.1', apiPort, 'ping'), '');
       assert.ok(logA.some((l) => l.includes('is not spiffe://podium.local/tenant/acme/env/prod/service/api')));
     } finally {
       rogue.close();
-      dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])], 4));
+      dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])]));
     }
   });
 
   it('opens a listener for a service the registry adds and closes it when the service goes', async () => {
     const other = 20000 + (apiPort % 10000);
     const svc = { name: 'cache', ports: [{ name: 'redis', port: other, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [], allowFromEnvironments: [] };
-    dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`]), svc], 5));
+    dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`]), svc]));
     await poll('the new listener', () => new Promise<boolean>((r) => {
       const s = net.connect({ host: '127.0.0.1', port: other }, () => (s.destroy(), r(true)));
       s.on('error', () => r(false));
     }), 2_000, 20);
-    dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])], 6));
+    dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])]));
     await poll('the listener closed', () => new Promise<boolean>((r) => {
       const s = net.connect({ host: '127.0.0.1', port: other }, () => (s.destroy(), r(false)));
       s.on('error', () => r(true));
