@@ -62,6 +62,7 @@ export function program(): Command {
     .option('--restart-grace <duration>', 'after a start, how long hosts that were up have to reconnect (at least the TTL)', `${SERVER_DEFAULTS.restartGraceMs / 1000}s`)
     .option('--admit-rate <n>', 'agent sessions admitted per second; more are told when to come back', `${SERVER_DEFAULTS.admitRatePerSecond}`)
     .option('--cert-lifetime <duration>', 'lifetime of issued certificates', `${SERVER_DEFAULTS.certLifetimeSeconds / 3600}h`)
+    .option('--workload-cert-lifetime <duration>', 'lifetime of workload certificates (the instances\' identities in the mesh)', `${SERVER_DEFAULTS.workloadCertLifetimeSeconds / 60}m`)
     .option('--seed <n>', 'seed of the auction sampling (random when absent)')
     .option(
       '--default-quota <limits>',
@@ -92,6 +93,7 @@ export function program(): Command {
           heartbeatIntervalMs,
           maxHeartbeatsPerSecond: parseCount('--max-heartbeats', o.maxHeartbeats),
           certLifetimeSeconds: Math.floor(parseDuration('--cert-lifetime', o.certLifetime) / 1000),
+          workloadCertLifetimeSeconds: Math.floor(parseDuration('--workload-cert-lifetime', o.workloadCertLifetime) / 1000),
           seed: o.seed !== undefined ? parsePositiveInt('--seed', o.seed) : Math.floor(Math.random() * 2 ** 31),
           defaultQuota: parseQuota('--default-quota', o.defaultQuota, SERVER_DEFAULTS.defaultQuota),
           logger,
