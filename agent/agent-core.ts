@@ -27,17 +27,22 @@ import {
   LABEL_HA_GROUP,
   LABEL_HOST,
   LABEL_INSTANCE,
+  LABEL_SERVICE,
   LABEL_TENANT,
   checkProfile,
   containerBody,
   containerName,
   generateProfile,
   loadProfile,
+  networkName,
   profileName,
 } from './runtime';
+import { formatIpv4Cidr, parseIpv4Cidr } from './subnet-pool';
 import type { SubnetPool } from './subnet-pool';
 import { WorkloadIdentities } from './workload-identities';
 import { MeshDirectory } from './mesh/directory';
+import { MeshProxy } from './mesh/proxy';
+import { meshEnvironment } from './mesh/environment';
 
 /** Seconds a container gets to stop on SIGTERM before it is killed. */
 const STOP_GRACE_SECONDS = 5;
@@ -54,6 +59,11 @@ export interface AgentCoreOptions {
   caPem: string;
   /** A workload certificate refused or unanswered is asked for again after this long. */
   workloadRetryMs?: number;
+  /** The host's proxy: where it takes mTLS from other hosts' proxies, in the trust domain of the
+   *  platform. Without it the host runs no proxy and advertises none. */
+  mesh?: { listenHost: string; listenPort: number; trustDomain: string };
+  /** How long a new container waits for its environment's registry (its <SERVICE>_* variables). */
+  registryWaitMs?: number;
 }
 
 export class AgentCore {
@@ -69,6 +79,10 @@ export class AgentCore {
   readonly identities: WorkloadIdentities;
   /** Where the services of the environments this host runs are, as the Pod API pushes it. */
   readonly directory = new MeshDirectory();
+  /** The host's proxy, when it runs one. */
+  readonly proxy: MeshProxy | null;
+  /** The port the proxy listens on, once started (0 before, or without one). */
+  meshPort = 0;
 
   private sweep: NodeJS.Timeout | null = null;
 
@@ -82,6 +96,26 @@ export class AgentCore {
     this.images = new ImagePulls(engine, log);
     this.networks = new EnvironmentNetworks(engine, { hostId: opts.hostId, pool: opts.subnetPool }, log);
     this.identities = new WorkloadIdentities(send, { caPem: opts.caPem, retryMs: opts.workloadRetryMs ?? 5_000 }, log);
+    this.proxy = opts.mesh
+      ? new MeshProxy(
+          {
+            trustDomain: opts.mesh.trustDomain,
+            caPem: opts.caPem,
+            identities: this.identities,
+            directory: this.directory,
+            local: {
+              targets: (tenant, environment, service) =>
+                [...this.instances.values()]
+                  .filter((i) => i.phase === 'running' && i.address !== '' && i.facts.tenant === tenant && i.facts.environment === environment && i.facts.service === service)
+                  .map((i) => ({ instanceId: i.id, address: i.address })),
+              callerAt: (tenant, environment, address) =>
+                [...this.instances.values()].find((i) => i.address === address && i.facts.tenant === tenant && i.facts.environment === environment && (i.phase === 'running' || i.phase === 'creating'))?.id,
+            },
+            registry: metrics.registry,
+          },
+          log.child({ module: 'mesh' }),
+        )
+      : null;
     this.watch = new ContainerWatch(
       engine,
       { hostId: opts.hostId, checkIntervalMs: opts.watchIntervalMs, resubscribeMinMs: 200, resubscribeMaxMs: 10_000 },
@@ -109,6 +143,13 @@ export class AgentCore {
     this.log.info({ instances: this.instances.size }, 'bookkeeping rebuilt from the engine');
     await this.networks.removeStrays();
     await this.watch.start();
+    if (this.proxy && this.opts.mesh) {
+      this.meshPort = await this.proxy.listen(this.opts.mesh.listenHost, this.opts.mesh.listenPort);
+      this.log.info({ port: this.meshPort }, 'mesh proxy listening');
+      // The environments of adopted instances: their containers' endpoints open again.
+      const envs = new Map([...this.instances.values()].map((i) => [`${i.facts.tenant}\0${i.facts.environment}`, i.facts]));
+      for (const f of envs.values()) await this.openEnvironment(f.tenant, f.environment);
+    }
     // Networks are swept as often as containers are checked: a network whose removal failed (the
     // engine busy or refusing) goes at the next sweep, not at the next start of the agent.
     this.sweep = setInterval(() => void this.networks.removeStrays().catch((err: Error) => this.log.warn({ err: err.message }, 'network sweep failed; next time')), this.opts.watchIntervalMs);
@@ -117,6 +158,7 @@ export class AgentCore {
   stop(): void {
     this.watch.stop();
     this.identities.stop();
+    void this.proxy?.close();
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = null;
   }
@@ -232,10 +274,14 @@ export class AgentCore {
         await loadProfile(text);
         applied = profile;
       }
+      // Its <SERVICE>_HOST/_PORT: the environment's services as the registry has them (it is sent
+      // when the award commits; a container made before it arrives would miss them).
+      const gateway = this.proxy ? await this.openEnvironment(spec.tenant, spec.environment) : '';
+      const env = this.proxy ? meshEnvironment(await this.directory.ready(spec.tenant, spec.environment, this.opts.registryWaitMs ?? 2_000), gateway) : {};
       const id = await this.networks.withNetwork(spec.tenant, spec.environment, async (network) => {
         if (inst.phase !== 'creating') return undefined;
         const name = containerName(spec, this.hostId);
-        const body = containerBody(spec, { hostId: this.hostId, network, apparmorProfile: applied });
+        const body = containerBody(spec, { hostId: this.hostId, network, apparmorProfile: applied, env });
         try {
           return await this.engine.createContainer(name, body);
         } catch (err) {
@@ -254,6 +300,7 @@ export class AgentCore {
       inst.created(id);
       if (inst.phase !== 'creating') return;
       await this.networks.withEndpoints(spec.tenant, spec.environment, () => this.engine.startContainer(id));
+      if (this.proxy) inst.address = await this.addressOf(id, spec.tenant, spec.environment);
       inst.started();
     } catch (err) {
       this.log.warn({ instance: spec.instanceId, err: (err as Error).message }, 'container failed to start');
@@ -300,6 +347,7 @@ export class AgentCore {
     for (const e of envs.values()) {
       // The container is gone either way; a network the engine would not remove now is swept later.
       await this.networks.release(e.tenant, e.environment).catch((err: Error) => this.log.warn({ err: err.message, environment: e.environment }, 'network not removed; the sweep will'));
+      if (![...this.instances.values()].some((i) => i.facts.tenant === e.tenant && i.facts.environment === e.environment)) this.proxy?.closeLocal(e.tenant, e.environment);
     }
   }
 
@@ -318,6 +366,7 @@ export class AgentCore {
         instanceId: id,
         tenant: c.labels[LABEL_TENANT] ?? '',
         environment: c.labels[LABEL_ENVIRONMENT] ?? '',
+        service: c.labels[LABEL_SERVICE] ?? '',
         haGroup: c.labels[LABEL_HA_GROUP] ?? '',
         resources: {
           cpuMillis: Math.round((info?.HostConfig?.NanoCpus ?? 0) / 1e6),
@@ -330,11 +379,26 @@ export class AgentCore {
         exitCode: Number(info?.State?.ExitCode ?? -1),
         oomKilled: info?.State?.OOMKilled === true,
       };
-      this.instances.set(
-        id,
-        Instance.adopted(facts, c.id, state, takenAt, this.clock, (status) => this.send({ kind: { $case: 'instanceStatus', instanceStatus: status } })),
-      );
+      const adopted = Instance.adopted(facts, c.id, state, takenAt, this.clock, (status) => this.send({ kind: { $case: 'instanceStatus', instanceStatus: status } }));
+      adopted.address = addressIn(info, networkName(this.hostId, facts.tenant, facts.environment));
+      this.instances.set(id, adopted);
     }
+  }
+
+  /** The environment's network present and its local endpoints open on its gateway; the gateway. */
+  private async openEnvironment(tenant: string, environment: string): Promise<string> {
+    const subnet = await this.networks.withNetwork(tenant, environment, async (network) => (await this.engine.listNetworks({ [LABEL_HOST]: this.hostId, [LABEL_TENANT]: tenant, [LABEL_ENVIRONMENT]: environment })).find((n) => n.name === network)?.subnets[0]);
+    const cidr = subnet === undefined ? undefined : parseIpv4Cidr(subnet);
+    if (!cidr) throw new Error(`the network of ${tenant}/${environment} has no IPv4 subnet`);
+    // Docker's gateway on a subnet given without one: its first address.
+    const gateway = formatIpv4Cidr({ base: cidr.base + 1, prefix: 32 }).replace(/\/32$/, '');
+    await this.proxy?.openLocal(tenant, environment, gateway);
+    return gateway;
+  }
+
+  /** A container's address on its environment's network. */
+  private async addressOf(containerId: string, tenant: string, environment: string): Promise<string> {
+    return addressIn(await this.engine.inspectContainer(containerId), networkName(this.hostId, tenant, environment));
   }
 
   private *watchTargets(): Iterable<{ instanceId: string; containerId: string }> {
@@ -349,4 +413,11 @@ export class AgentCore {
     this.metrics.containerChanges.inc({ source: o.source, change: o.kind });
     this.log.info({ instance: o.instanceId, phase: inst.phase, observed: o.kind, source: o.source }, 'instance changed');
   }
+}
+
+/** The address of a container (an inspect answer) on one network, '' when it has none there. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function addressIn(info: any, network: string): string {
+  const ip = info?.NetworkSettings?.Networks?.[network]?.IPAddress;
+  return typeof ip === 'string' ? ip : '';
 }

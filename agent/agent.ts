@@ -7,6 +7,7 @@
  * certificate it connects with. What the agent does with the server's messages is the core's
  * (agent-core.ts), which outlives every session.
  */
+import { X509Certificate } from 'node:crypto';
 import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { AgentServiceClient, type AgentMessage, type ServerMessage } from '../gen/podium/v1/agent';
@@ -33,6 +34,9 @@ export interface AgentOptions {
   watchIntervalMs: number;
   /** Where the environments' network subnets come from. */
   subnetPool: SubnetPool;
+  /** The host's proxy: where it listens for other hosts' proxies, and the address they reach it
+   *  by (its port is the one it listens on). None: the host runs no proxy. */
+  mesh?: { listenHost: string; listenPort: number; advertiseHost: string };
 }
 
 export class Agent {
@@ -59,7 +63,15 @@ export class Agent {
     this.servers = new ServerAddresses(opts.serverAddresses);
     this.agentCore = new AgentCore(
       engine,
-      { hostId: identity.hostId, capacity: opts.capacity, apparmor: opts.apparmor, watchIntervalMs: opts.watchIntervalMs, subnetPool: opts.subnetPool, caPem: identity.caPem },
+      {
+        hostId: identity.hostId,
+        capacity: opts.capacity,
+        apparmor: opts.apparmor,
+        watchIntervalMs: opts.watchIntervalMs,
+        subnetPool: opts.subnetPool,
+        caPem: identity.caPem,
+        mesh: opts.mesh ? { listenHost: opts.mesh.listenHost, listenPort: opts.mesh.listenPort, trustDomain: trustDomainOf(identity.certPem) } : undefined,
+      },
       (msg) => this.send(msg),
       this.metrics,
       log,
@@ -161,8 +173,8 @@ export class Agent {
           labels: this.opts.labels,
           apparmor: this.opts.apparmor,
           inventory: this.agentCore.inventory(),
-          // No proxy yet: its endpoints are not routed to until it runs one.
-          meshAddress: '',
+          // Where the other hosts' proxies reach this one; none when it runs no proxy.
+          meshAddress: this.opts.mesh && this.agentCore.meshPort > 0 ? `${this.opts.mesh.advertiseHost}:${this.agentCore.meshPort}` : '',
         },
       },
     });
@@ -195,6 +207,14 @@ export class Agent {
         return this.agentCore.handle(msg);
     }
   }
+}
+
+/** The trust domain of the host's own certificate (spiffe://<td>/host/<id>). */
+function trustDomainOf(certPem: string): string {
+  const uri = (new X509Certificate(certPem).subjectAltName ?? '').split(', ').find((n) => n.startsWith('URI:spiffe://'));
+  const td = uri?.slice('URI:spiffe://'.length).split('/')[0];
+  if (!td) throw new Error('the agent certificate carries no SPIFFE id');
+  return td;
 }
 
 /** When the server's admission said to come back, if it deferred the session. */

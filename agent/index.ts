@@ -52,6 +52,9 @@ export interface AgentConfig {
   subnetPrefix?: number;
   /** Full check of the containers, in ms (AGENT_DEFAULTS.watchIntervalMs). */
   watchIntervalMs?: number;
+  /** The host's mesh proxy: where it listens for other hosts' proxies and the host they reach it
+   *  by. Absent: no proxy (the environment's services are not reachable from its containers). */
+  mesh?: { listenHost: string; listenPort: number; advertiseHost: string };
   logger: Logger;
 }
 
@@ -110,6 +113,7 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       backoffMaxMs: 10_000,
       watchIntervalMs: config.watchIntervalMs ?? AGENT_DEFAULTS.watchIntervalMs,
       subnetPool,
+      mesh: config.mesh,
     },
     log.child({ host: identity.hostId }),
   );

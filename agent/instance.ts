@@ -38,6 +38,7 @@ export interface InstanceFacts {
   instanceId: string;
   tenant: string;
   environment: string;
+  service: string;
   haGroup: string;
   resources: Resources;
 }
@@ -48,6 +49,8 @@ export class Instance {
   private container = '';
   private why = '';
   private oomSeen = false;
+  /** Its container's address on the environment's network, once known ('' before). */
+  address = '';
 
   private constructor(
     readonly facts: Readonly<InstanceFacts>,
@@ -63,7 +66,7 @@ export class Instance {
   static awarded(spec: ContainerSpec, clock: ObservationClock, report: (s: InstanceStatus) => void): Instance {
     const resources = spec.resources ?? { cpuMillis: 0, memoryMib: 0 };
     return new Instance(
-      { instanceId: spec.instanceId, tenant: spec.tenant, environment: spec.environment, haGroup: spec.haGroup, resources },
+      { instanceId: spec.instanceId, tenant: spec.tenant, environment: spec.environment, service: spec.service, haGroup: spec.haGroup, resources },
       'awarded',
       clock,
       report,

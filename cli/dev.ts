@@ -236,7 +236,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
     step(`agents ${DEV_HOSTS.join(', ')} in pod "local"${opts.hosts === 'netns' ? ', each in its host\'s namespace' : ''}`);
     for (const [i, host] of DEV_HOSTS.entries()) {
       const on = devHosts.hosts[i]!;
-      const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', servers, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', on.dockerSocket, '--metrics-listen', `${on.address}:${AGENT_METRICS_PORT + i}`];
+      const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', servers, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', on.dockerSocket, '--metrics-listen', `${on.address}:${AGENT_METRICS_PORT + i}`, '--mesh-listen', `${on.address}:0`];
       if (!kernel.enabled) args.push('--insecure-no-apparmor');
       const joinToken = joinTokens.get(host);
       start(host, args, joinToken ? { PODIUM_JOIN_TOKEN: joinToken } : {});

@@ -124,9 +124,12 @@ export function program(): Command {
     .option('--subnet-prefix <bits>', "prefix length of each environment's subnet", String(AGENT_DEFAULTS.subnetPrefix))
     .addOption(new Option('--insecure-no-apparmor', 'accept customer work on a kernel without AppArmor (containers run unconfined by it)').default(false))
     .option('--metrics-listen <host:port>', 'Prometheus /metrics address (off when absent)')
+    .option('--mesh-listen <host:port>', "the host proxy's mTLS address for other hosts' proxies (port 0: any free one; off when absent)")
+    .option('--mesh-advertise <host>', 'the address other hosts reach this proxy by (default: the --mesh-listen host)')
     .action(async (o) => {
       const logger = processLogger('podium-agent');
       const subnets = parseSubnetPool(o.subnetPool, o.subnetPrefix);
+      const meshAt = o.meshListen !== undefined ? parseListen('--mesh-listen', o.meshListen) : null;
       const metricsAt = o.metricsListen !== undefined ? parseListen('--metrics-listen', o.metricsListen) : null;
       const running = await startAgent(
         Object.freeze({
@@ -144,6 +147,7 @@ export function program(): Command {
           dockerSocket: o.dockerSocket,
           ...subnets,
           insecureNoAppArmor: Boolean(o.insecureNoApparmor),
+          mesh: meshAt ? { listenHost: meshAt.host, listenPort: meshAt.port, advertiseHost: o.meshAdvertise ?? meshAt.host } : undefined,
           logger,
         }),
       );

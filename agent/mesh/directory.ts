@@ -16,6 +16,7 @@ export class MeshDirectory {
   private readonly thisSession = new Set<string>();
   /** Called with the environment whenever its snapshot changed or it is gone. */
   onChange: (tenant: string, environment: string) => void = () => undefined;
+  private readonly waiters = new Map<string, Array<() => void>>();
 
   /** A new session: the next snapshot of each environment is taken whatever its version. */
   reset(): void {
@@ -31,7 +32,26 @@ export class MeshDirectory {
     if (r.gone) this.environments.delete(key);
     else this.environments.set(key, r);
     this.onChange(r.tenant, r.environment);
+    for (const wake of this.waiters.get(key) ?? []) wake();
+    this.waiters.delete(key);
     return true;
+  }
+
+  /** The environment's services once a snapshot of it is here, or after `timeoutMs` whatever is. */
+  async ready(tenant: string, environment: string, timeoutMs: number): Promise<readonly RegisteredService[]> {
+    const key = envKey(tenant, environment);
+    if (!this.environments.has(key)) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        const list = this.waiters.get(key) ?? [];
+        list.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.waiters.set(key, list);
+      });
+    }
+    return this.services(tenant, environment);
   }
 
   /** A service of an environment this host runs, with its ports and running endpoints. */

@@ -73,6 +73,7 @@ const FORBIDDEN_NETWORKS: ReadonlySet<string> = new Set(['host', 'bridge', 'defa
 const ENGINE_SOCKETS = /(docker|containerd|podman|crio)\.sock|\/run\/containerd|\/var\/lib\/docker/;
 
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
 export class ContainerSpecError extends Error {
   constructor(message: string) {
@@ -90,12 +91,15 @@ export interface ContainerBodyOptions {
   pidsLimit?: number;
   /** Read-only root filesystem with tmpfs on /tmp and /run, where the service type allows it. */
   readOnlyRoot?: boolean;
+  /** Environment variables the agent gives the container (the mesh's <SERVICE>_HOST/_PORT). */
+  env?: Record<string, string>;
 }
 
 /** The parts of Docker's create body this module sets (and that tests read back). */
 export interface ContainerCreateBody {
   Image: string;
   Cmd?: string[];
+  Env?: string[];
   Labels: Record<string, string>;
   HostConfig: {
     Memory: number;
@@ -175,6 +179,12 @@ export function containerBody(spec: ContainerSpec, opts: ContainerBodyOptions): 
   };
   if (typeof spec.haGroup === 'string' && spec.haGroup !== '') body.Labels[LABEL_HA_GROUP] = spec.haGroup;
   if (spec.command.length > 0) body.Cmd = [...spec.command];
+  const env = Object.entries(opts.env ?? {});
+  for (const [k, v] of env) {
+    if (!ENV_NAME.test(k)) throw new ContainerSpecError(`environment variable name ${JSON.stringify(k)} is not allowed`);
+    if (v.includes('\0')) throw new ContainerSpecError(`environment variable ${k} contains a NUL character`);
+  }
+  if (env.length > 0) body.Env = env.map(([k, v]) => `${k}=${v}`);
   if (opts.readOnlyRoot === true) {
     body.HostConfig.Tmpfs = { '/tmp': 'rw,nosuid,nodev,size=64m', '/run': 'rw,nosuid,nodev,noexec,size=16m' };
   }

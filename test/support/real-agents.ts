@@ -23,6 +23,8 @@ export interface RealAgentOptions {
   subnetPrefix?: number;
   /** The engine each agent runs on; the shared real engine by default (a test may wrap it). */
   engineFor?: (hostId: string, index: number) => ContainerEngine;
+  /** Each agent runs its proxy on 127.0.0.1 (a free port). */
+  mesh?: boolean;
 }
 
 export class RealAgents {
@@ -55,6 +57,7 @@ export class RealAgents {
           backoffMaxMs: 2_000,
           watchIntervalMs: opts.watchIntervalMs ?? 1_000,
           subnetPool: pool,
+          mesh: opts.mesh ? { listenHost: '127.0.0.1', listenPort: 0, advertiseHost: '127.0.0.1' } : undefined,
         },
         log.child({ host }),
       );
