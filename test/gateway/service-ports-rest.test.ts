@@ -28,7 +28,7 @@ describe('gateway: service ports and capabilities over REST', function () {
     gw = await startGatewayHarness(h);
     d = new PodApiDriver(h);
     token = await gw.gateway.tokens.create('acme', 'acme-ci');
-    assert.equal((await gw.request(token, '/v1/environments', post({ name: 'prod' }))).status, 200);
+    for (const name of ['prod', 'staging']) assert.equal((await gw.request(token, '/v1/environments', post({ name }))).status, 200);
   });
 
   after(async () => {
@@ -109,34 +109,16 @@ describe('gateway: service ports and capabilities over REST', function () {
     const award = await poll('the award', () => agent!.messages('award').find((m) => m.award.spec?.service === 'web')?.award);
     assert.deepEqual(award.spec?.capabilities, ['CHOWN', 'NET_BIND_SERVICE']);
   });
-});
-
-describe('gateway: a port of an environment belongs to one service', function () {
-  this.timeout(30_000);
-  let h: PodApiHarness;
-  let gw: GatewayHarness;
-  let token: string;
-
-  before(async () => {
-    h = await startPodApiHarness();
-    gw = await startGatewayHarness(h);
-    token = await gw.gateway.tokens.create('acme', 'acme-ci');
-    for (const name of ['prod', 'staging']) assert.equal((await gw.request(token, '/v1/environments', post({ name }))).status, 200);
-  });
-  after(async () => {
-    await gw?.close();
-    await h?.close();
-  });
 
   it('refuses a second service on a port of its environment, naming the owner; another environment may use it', async () => {
     const api = { ...BASE, name: 'api', ports: [{ name: 'http', port: 7000 }], allow: [{ environment: 'staging' }] };
     assert.equal((await gw.request(token, '/v1/environments/prod/services', post(api))).status, 200);
-    const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'web', ports: [{ name: 'alt', port: 7001 }, { name: 'http', port: 7000 }] }));
+    const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'worker', ports: [{ name: 'alt', port: 7001 }, { name: 'http', port: 7000 }] }));
     const body = await json(res);
     assert.equal(res.status, 400, JSON.stringify(body));
     assert.deepEqual(body.details[0].fieldViolations, [{ field: 'ports[1].port', description: '7000 is already service "api"\'s in this environment: each port of an environment belongs to one service' }]);
-    assert.equal((await gw.request(token, '/v1/environments/prod/services/web')).status, 404);
-    assert.equal((await gw.request(token, '/v1/environments/staging/services', post({ ...BASE, name: 'web', ports: [{ name: 'http', port: 7000 }] }))).status, 200);
+    assert.equal((await gw.request(token, '/v1/environments/prod/services/worker')).status, 404);
+    assert.equal((await gw.request(token, '/v1/environments/staging/services', post({ ...BASE, name: 'worker', ports: [{ name: 'http', port: 7000 }] }))).status, 200);
     assert.deepEqual((await json(await gw.request(token, '/v1/environments/prod/services/api'))).allow, [{ environment: 'staging' }]);
   });
 });
