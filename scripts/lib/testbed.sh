@@ -305,7 +305,9 @@ stop_host() {
   kill_pids KILL $(cgroup_pids "$i")
   wait_gone cgroup_pids 50 "$i" || true
   pid="$(cat "$rd/dockerd.pid" 2>/dev/null || true)"
-  if alive_pid "$pid" && netns_pids "$i" | grep -qx "$pid"; then
+  # Not `| grep -q`: under pipefail, grep leaving at the first match can kill the writer with
+  # SIGPIPE and fail the pipeline even though it matched.
+  if alive_pid "$pid" && netns_pids "$i" | grep -x "$pid" >/dev/null; then
     log "host $NAME-$i: stopping dockerd ($pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for k in $(seq 1 150); do alive_pid "$pid" || break; sleep 0.1; done
@@ -379,6 +381,15 @@ stop_registered() {
   kill_pids KILL $(registered_pids)
 }
 
+# Whether this test bed's FORWARD rule is there. The listing is read whole first: piped into
+# `grep -q` under pipefail, a long chain (Docker adds a rule per network) let grep leave at the
+# match while iptables still wrote, and the SIGPIPE made "found" read as "not found".
+has_rule() {
+  local rules
+  rules=$(iptables -w -S FORWARD 2>/dev/null) || return 1
+  grep -q -- "--comment $(rule_comment) " <<<"$rules"
+}
+
 teardown() {
   local i ns p fail=0 stoppers=()
   stop_registered
@@ -405,7 +416,7 @@ teardown() {
     log "deleting bridge $(bridge)"
     ip link del "$(bridge)"
   fi
-  while iptables -w -S FORWARD 2>/dev/null | grep -q -- "--comment $(rule_comment) "; do
+  while has_rule; do
     iptables -w -S FORWARD | grep -- "--comment $(rule_comment) " | head -n1 | sed 's/^-A /-D /' | xargs iptables -w
   done
   unmount_below
@@ -417,7 +428,7 @@ teardown() {
 }
 
 cmd_down() {
-  if ! exists && ! iptables -w -S FORWARD 2>/dev/null | grep -q -- "--comment $(rule_comment) "; then
+  if ! exists && ! has_rule; then
     log "not up: nothing to do"
     return
   fi
