@@ -400,9 +400,6 @@ export class DockerEngine {
           Driver: 'bridge',
           CheckDuplicate: true,
           Labels: labels,
-          // No traffic between the containers of a network: they reach each other through the
-          // host's proxy (on the gateway), which knows who is calling.
-          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
           ...(subnet !== undefined ? { IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } } : {}),
         },
         ok: [201],
