@@ -10,6 +10,7 @@
 import { X509Certificate } from 'node:crypto';
 import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { uriSansOf } from '../certs';
 import { AgentServiceClient, type AgentMessage, type ServerMessage } from '../gen/podium/v1/agent';
 import type { AppArmorMode, Resources } from '../gen/podium/v1/resources';
 import { AgentCore } from './agent-core';
@@ -211,8 +212,8 @@ export class Agent {
 
 /** The trust domain of the host's own certificate (spiffe://<td>/host/<id>). */
 function trustDomainOf(certPem: string): string {
-  const uri = (new X509Certificate(certPem).subjectAltName ?? '').split(', ').find((n) => n.startsWith('URI:spiffe://'));
-  const td = uri?.slice('URI:spiffe://'.length).split('/')[0];
+  const uri = uriSansOf(new X509Certificate(certPem).subjectAltName).find((n) => n.startsWith('spiffe://'));
+  const td = uri?.slice('spiffe://'.length).split('/')[0];
   if (!td) throw new Error('the agent certificate carries no SPIFFE id');
   return td;
 }

@@ -12,7 +12,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import { createKeyAndCsr, renewalTime } from '../certs';
+import { createKeyAndCsr, renewalTime, uriSansOf } from '../certs';
 import type { AgentMessage, WorkloadCertificate } from '../gen/podium/v1/agent';
 
 export interface WorkloadIdentity {
@@ -165,7 +165,7 @@ export class WorkloadIdentities {
     const cert = new X509Certificate(c.certificatePem);
     if (!cert.verify(this.ca.publicKey)) throw new Error('not signed by the CA this agent trusts');
     if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw new Error('not for the key this agent made');
-    const uris = (cert.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('URI:')).map((n) => n.slice(4));
+    const uris = uriSansOf(cert.subjectAltName);
     if (uris.length !== 1 || !/^spiffe:\/\/[^/]+\/tenant\/[^/]+\/env\/[^/]+\/service\/[^/]+$/.test(uris[0]!)) {
       throw new Error(`not a workload identity: ${cert.subjectAltName ?? 'no SAN'}`);
     }

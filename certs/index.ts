@@ -41,6 +41,7 @@ export { createKeyAndCsr } from './create-key-and-csr';
 export { signCsr, signWorkloadCsr, type Workload } from './sign-csr';
 export { issueKeyPair } from './issue-key-pair';
 export { verifyPeer } from './verify-peer';
+export { uriSansOf } from './uri-sans';
 export { fingerprintOf } from './fingerprint-of';
 export { createJoinToken, parseJoinToken } from './join-token';
 export { hashSecret, secretMatches } from './hash-secret';

@@ -1,4 +1,5 @@
 import { X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { uriSansOf } from './uri-sans';
 import type { Identity } from './identity';
 import { parseSpiffeId } from './spiffe-id';
 import { x509 } from './x509';
@@ -86,11 +87,9 @@ function verifyUncached(ca: { trustDomain: string; caCertPem: string }, der: Buf
     // Node's own parser (native), not the JavaScript ASN.1 one: after a restart every host's
     // certificate is new to the cache, and parsing them was the costliest step of a reconnect
     // storm. A name node has to quote (it holds a separator or a quote) is never one of ours.
-    const san = cert.subjectAltName ?? '';
-    if (san.includes('"')) return null;
-    const uris = san.split(', ').filter((n) => n.startsWith('URI:'));
+    const uris = uriSansOf(cert.subjectAltName);
     if (uris.length !== 1) return null;
-    const identity = parseSpiffeId(ca.trustDomain, uris[0]!.slice('URI:'.length));
+    const identity = parseSpiffeId(ca.trustDomain, uris[0]!);
     if (!identity) return null;
     const notBefore = Date.parse(cert.validFrom);
     const notAfter = Date.parse(cert.validTo);

@@ -32,7 +32,7 @@ import { assertWithinQuota, quotaHandlers } from './quota';
 import { revokeHostHandler } from './revoke-host';
 import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Storage, UnitOfWork } from './storage';
 import { unary } from './unary-handler';
-import { nameViolation, portProtocolView, validateEnvironmentName, validateService } from './validation';
+import { nameViolation, portsView, validateEnvironmentName, validateService } from './validation';
 
 const CUSTOMER: readonly Role[] = ['gateway', 'operator'];
 
@@ -89,7 +89,7 @@ export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Se
     ha: svc.spec.ha,
     resources: svc.spec.resources,
     placement: svc.spec.placement === 'binpack' ? PlacementPolicy.PLACEMENT_POLICY_BINPACK : PlacementPolicy.PLACEMENT_POLICY_SPREAD,
-    ports: svc.spec.ports.map((p) => ({ name: p.name, port: p.port, protocol: portProtocolView(p.protocol) })),
+    ports: portsView(svc.spec.ports),
     capabilities: svc.spec.capabilities,
     allow: svc.spec.allowFrom.map((environment) => ({ environment })),
     environment: svc.environment,

@@ -15,7 +15,7 @@
  */
 import type { Logger } from 'pino';
 import type { EnvironmentRegistry, ServerMessage } from '../gen/podium/v1/agent';
-import { portProtocolView } from './validation';
+import { portsView } from './validation';
 import type { InstanceRecord, ServiceRecord, Storage } from './storage';
 
 export interface RegistryHosts {
@@ -110,7 +110,7 @@ export class ServiceRegistry {
       gone: false,
       services: services.map((svc) => ({
         name: svc.name,
-        ports: svc.spec.ports.map((p) => ({ name: p.name, port: p.port, protocol: portProtocolView(p.protocol) })),
+        ports: portsView(svc.spec.ports),
         allowFromEnvironments: svc.spec.allowFrom,
         endpoints: instances
           .filter((i) => i.service === svc.name && i.state === 'running' && i.host !== null)

@@ -2,7 +2,7 @@
  * What a customer may ask for. Every rule names the field and the reason; all violations of a
  * request are reported together, and nothing is stored unless there are none.
  */
-import { ALLOWED_CAPABILITIES } from '../agent/runtime/container-spec';
+import { ALLOWED_CAPABILITIES, capabilityName } from '../agent/runtime/container-spec';
 import { PlacementPolicy, PortProtocol, type Quota, type Service, type ServicePort } from '../gen/podium/v1/resources';
 import { assertNoViolations, type FieldViolation } from './errors';
 import type { PlacementPolicyName, PortProtocolName, PortSpec, QuotaLimits, ServiceSpec } from './storage';
@@ -114,7 +114,7 @@ function validateAllow(environments: readonly string[], push: (v: FieldViolation
 function validateCapabilities(requested: readonly string[], push: (v: FieldViolation) => void): string[] {
   const kept = new Set<string>();
   requested.forEach((raw, i) => {
-    const cap = raw.trim().toUpperCase().replace(/^CAP_/, '');
+    const cap = capabilityName(raw);
     if (ALLOWED_CAPABILITIES.has(cap)) kept.add(cap);
     else push({ field: `capabilities[${i}]`, description: `${JSON.stringify(raw.slice(0, 40))} is not a capability a service may keep (allowed: ${[...ALLOWED_CAPABILITIES].join(', ')})` });
   });
@@ -154,8 +154,13 @@ const PROTOCOLS: ReadonlyMap<PortProtocol, PortProtocolName> = new Map([
   [PortProtocol.PORT_PROTOCOL_HTTP, 'http'],
 ]);
 
-export function portProtocolView(p: PortProtocolName): PortProtocol {
+function portProtocolView(p: PortProtocolName): PortProtocol {
   return p === 'http' ? PortProtocol.PORT_PROTOCOL_HTTP : PortProtocol.PORT_PROTOCOL_TCP;
+}
+
+/** Stored ports as the API shows them (GET, and the registry's snapshots). */
+export function portsView(ports: readonly PortSpec[]): ServicePort[] {
+  return ports.map((p) => ({ name: p.name, port: p.port, protocol: portProtocolView(p.protocol) }));
 }
 
 /** Unspecified is spread: the default is stored as such, so GET shows what the service gets. */

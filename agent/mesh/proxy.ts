@@ -28,7 +28,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { parseWorkloadId, workloadSpiffeId } from '../../certs';
+import { parseWorkloadId, uriSansOf, workloadSpiffeId } from '../../certs';
 import type { MeshDirectory } from './directory';
 
 export interface MeshTarget {
@@ -377,10 +377,6 @@ function splice(a: net.Socket, b: net.Socket): void {
   b.once('error', end);
   a.once('close', end);
   b.once('close', end);
-}
-
-function uriSansOf(san: string | undefined): string[] {
-  return (san ?? '').split(', ').filter((n) => n.startsWith('URI:')).map((n) => n.slice(4));
 }
 
 function splitHostPort(address: string): [string, string] {

@@ -258,12 +258,17 @@ export function networkName(hostId: string, tenant: string, environment: string)
   return `podium-${namePart(hostId, 24)}-${namePart(tenant, 24)}-${namePart(environment, 24)}-${nameHash([hostId, tenant, environment])}`;
 }
 
+/** A capability as Docker and AppArmor name it: upper case, without "CAP_" (" cap_chown" → "CHOWN"). */
+export function capabilityName(raw: string): string {
+  return raw.trim().toUpperCase().replace(/^CAP_/, '');
+}
+
 /** Docker and AppArmor capability names: upper case, without "CAP_", sorted, no duplicates.
  *  Throws for anything outside ALLOWED_CAPABILITIES. */
 export function normalizeCapabilities(capabilities: readonly string[]): string[] {
   const out = new Set<string>();
   for (const raw of capabilities) {
-    const cap = raw.trim().toUpperCase().replace(/^CAP_/, '');
+    const cap = capabilityName(raw);
     if (!ALLOWED_CAPABILITIES.has(cap)) {
       throw new ContainerSpecError(`capability ${JSON.stringify(raw)} is not allowed (allowed: ${[...ALLOWED_CAPABILITIES].join(', ')})`);
     }
