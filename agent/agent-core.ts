@@ -83,9 +83,6 @@ export class AgentCore {
   readonly proxy: MeshProxy | null;
   /** The port the proxy listens on, once started (0 before, or without one). */
   meshPort = 0;
-  /** Each environment's gateway, once its endpoints are open: an award reads the engine for it
-   *  only when its network is new (forgotten whenever the network may have been removed). */
-  private readonly gateways = new Map<string, string>();
 
   private sweep: NodeJS.Timeout | null = null;
 
@@ -350,7 +347,6 @@ export class AgentCore {
     for (const e of envs.values()) {
       // The container is gone either way; a network the engine would not remove now is swept later.
       await this.networks.release(e.tenant, e.environment).catch((err: Error) => this.log.warn({ err: err.message, environment: e.environment }, 'network not removed; the sweep will'));
-      this.gateways.delete(`${e.tenant}\0${e.environment}`);
       if (![...this.instances.values()].some((i) => i.facts.tenant === e.tenant && i.facts.environment === e.environment)) this.proxy?.closeLocal(e.tenant, e.environment);
     }
   }
@@ -391,16 +387,12 @@ export class AgentCore {
 
   /** The environment's network present and its local endpoints open on its gateway; the gateway. */
   private async openEnvironment(tenant: string, environment: string): Promise<string> {
-    const key = `${tenant}\0${environment}`;
-    const known = this.gateways.get(key);
-    if (known !== undefined) return known;
     const subnet = await this.networks.withNetwork(tenant, environment, async (network) => (await this.engine.listNetworks({ [LABEL_HOST]: this.hostId, [LABEL_TENANT]: tenant, [LABEL_ENVIRONMENT]: environment })).find((n) => n.name === network)?.subnets[0]);
     const cidr = subnet === undefined ? undefined : parseIpv4Cidr(subnet);
     if (!cidr) throw new Error(`the network of ${tenant}/${environment} has no IPv4 subnet`);
     // Docker's gateway on a subnet given without one: its first address.
     const gateway = formatIpv4Cidr({ base: cidr.base + 1, prefix: 32 }).replace(/\/32$/, '');
     await this.proxy?.openLocal(tenant, environment, gateway);
-    this.gateways.set(key, gateway);
     return gateway;
   }
 
