@@ -206,6 +206,9 @@ export class AgentCore {
       case 'registry':
         this.directory.apply(kind.registry);
         return;
+      case 'revokedHosts':
+        this.proxy?.revokeHosts(kind.revokedHosts.hosts);
+        return;
       case 'welcome':
         return;
     }

@@ -21,7 +21,7 @@ const MIB = flag('mib', 256);
 
 async function workloadCert(ca: Authority, service: string) {
   const { keyPem, csrPem } = await createKeyAndCsr(service);
-  const certPem = await signWorkloadCsr(ca, csrPem, { tenant: 'acme', environment: 'prod', service }, 3600);
+  const certPem = await signWorkloadCsr(ca, csrPem, { tenant: 'acme', environment: 'prod', service }, 'bench-host', 3600);
   return { keyPem, certPem, serial: new X509Certificate(certPem).serialNumber };
 }
 

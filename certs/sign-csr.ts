@@ -55,17 +55,32 @@ export interface Workload {
 
 /**
  * Signs a CSR for a workload identity, `spiffe://<td>/tenant/<t>/env/<e>/service/<s>`, the one URI
- * SAN of the certificate (CN `<service>.<environment>.<tenant>`, informational). It is both a
+ * SAN of the certificate (CN `<service>.<environment>.<tenant>`, informational; OU the host it is
+ * issued to, which a host's revocation makes the proxies refuse). It is both a
  * client and a server certificate: the hosts' proxies present the caller's to the proxy they call,
  * and the target's to the proxy calling them. The same guarantees and refusals as signCsr; the
  * caller (the Pod API) must have decided that the requesting host runs an instance of `workload`.
  */
-export async function signWorkloadCsr(ca: Authority, csrPem: string, workload: Workload, lifetimeSeconds: number): Promise<string> {
+export async function signWorkloadCsr(ca: Authority, csrPem: string, workload: Workload, hostId: string, lifetimeSeconds: number): Promise<string> {
   const spiffeId = workloadSpiffeId(ca.trustDomain, workload.tenant, workload.environment, workload.service);
   checkLifetime(lifetimeSeconds);
+  if (!WORKLOAD_HOST.test(hostId)) throw new Error(`signWorkloadCsr: host ${JSON.stringify(hostId)} is not a host name`);
   const commonName = `${workload.service}.${workload.environment}.${workload.tenant}`.slice(0, 64);
   const usages = [x509.ExtendedKeyUsage.clientAuth as string, x509.ExtendedKeyUsage.serverAuth as string];
-  return issue(ca, csrPem, { commonName, spiffeId, sanNames: [], usages, lifetimeSeconds });
+  return issue(ca, csrPem, { commonName, organizationalUnit: hostId, spiffeId, sanNames: [], usages, lifetimeSeconds });
+}
+
+const WORKLOAD_HOST = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * The host a workload certificate was issued to (its subject's OU), from node's reading of the
+ * subject: an X509Certificate's `subject` text ("CN=…\nOU=…") or a PeerCertificate's object.
+ * Undefined when there is none, or more than one.
+ */
+export function workloadHostOf(subject: string | { OU?: string | string[] } | undefined): string | undefined {
+  if (subject === undefined) return undefined;
+  const values = typeof subject === 'string' ? subject.split('\n').filter((l) => l.startsWith('OU=')).map((l) => l.slice(3)) : ([] as string[]).concat(subject.OU ?? []);
+  return values.length === 1 && WORKLOAD_HOST.test(values[0]!) ? values[0] : undefined;
 }
 
 function checkLifetime(lifetimeSeconds: number): void {
@@ -76,6 +91,8 @@ function checkLifetime(lifetimeSeconds: number): void {
 
 interface Issue {
   commonName: string;
+  /** The host a workload certificate belongs to. */
+  organizationalUnit?: string;
   spiffeId: string;
   sanNames: x509.JsonGeneralName[];
   usages: string[];
@@ -88,7 +105,7 @@ async function issue(ca: Authority, csrPem: string, what: Issue): Promise<string
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerialNumber(),
-    subject: [{ CN: [what.commonName] }],
+    subject: what.organizationalUnit === undefined ? [{ CN: [what.commonName] }] : [{ CN: [what.commonName] }, { OU: [what.organizationalUnit] }],
     issuer,
     notBefore: new Date(now - CLOCK_SKEW_MS),
     notAfter: new Date(now + what.lifetimeSeconds * 1000),

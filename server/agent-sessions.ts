@@ -77,6 +77,8 @@ export class AgentSessions {
   heartbeatsHeard = 0;
   auction: AuctionInbox | null = null;
   registry: SessionObserver | null = null;
+  /** Told of every session that opens (it sends the revoked hosts). */
+  revokedHosts: { opened(session: AgentSession): void } | null = null;
   /** Status reports of every session, committed together while a commit is under way. */
   private readonly statusWrites = new GroupCommit<ReportedStatus, StatusOutcome>((batch) =>
     this.storage.transaction(async (u) => {
@@ -109,6 +111,11 @@ export class AgentSessions {
 
   get(hostId: string): AgentSession | undefined {
     return this.sessions.get(hostId);
+  }
+
+  /** Every open session. */
+  all(): IterableIterator<AgentSession> {
+    return this.sessions.values();
   }
 
   connectedHosts(): ReadonlySet<string> {
@@ -211,6 +218,7 @@ export class AgentSessions {
             // Its capacity (and what it freed by reconciling) is new to the auction.
             this.auction?.hostChanged(hostId);
             this.auction?.fleetChanged();
+            this.revokedHosts?.opened(opened);
             this.registry?.hostChanged(hostId);
           },
           (err) => fail(err),

@@ -26,6 +26,7 @@ import { PodApiService } from '../gen/podium/v1/pod_api';
 import { issueKeyPair, loadOrCreateKeyFile, spiffeIdFor, type Authority } from '../certs';
 import { SessionAdmission } from './admission';
 import { WorkloadCertificates } from './workload-certificates';
+import { RevokedHosts } from './revoked-hosts';
 import { ServiceRegistry } from './service-registry';
 import { AgentSessions } from './agent-sessions';
 import type { CaTrust } from './auth';
@@ -214,10 +215,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // The revocation list is loaded before the listener opens, so that no revoked certificate is
   // admitted in between; `listener` is set just below, before any connection can arrive.
   let listener: TlsListener | null = null;
+  let revokedHosts: RevokedHosts | null = null;
   const revocations = new RevocationList(
     revocationsOf(storage),
     { pollMs: config.revocationPollMs, now },
     (revoked) => {
+      // The proxies refuse a revoked host's workload certificates (which no list names).
+      revokedHosts?.revoked(revoked);
       const closed = listener?.closeConnectionsOf(revoked.map((c) => c.serial)) ?? 0;
       if (closed > 0) log.warn({ serials: revoked.map((c) => c.serial), connections: closed }, 'closed the connections of revoked certificates');
     },
@@ -270,6 +274,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     log.child({ module: 'registry' }),
   );
   sessions.registry = registry;
+  // What the list had before the sessions were made (its first load), then what it learns.
+  revokedHosts = new RevokedHosts({ all: () => sessions.all() }, config.workloadCertLifetimeSeconds * 1000, now);
+  revokedHosts.revoked(revocations.all());
+  sessions.revokedHosts = revokedHosts;
   const orchestrator = new Orchestrator(
     storage,
     liveness,

@@ -51,6 +51,11 @@ export class RevocationList {
     return this.revoked.get(serial);
   }
 
+  /** Every revoked certificate that has not expired. */
+  all(): RevokedCertificate[] {
+    return [...this.revoked.values()];
+  }
+
   isRevoked(serial: string): boolean {
     return this.revoked.has(serial);
   }

@@ -46,7 +46,7 @@ export class WorkloadCertificates {
     const workload = { tenant: inst.tenant, environment: inst.environment, service: inst.service };
     let certificatePem: string;
     try {
-      certificatePem = await signWorkloadCsr(this.ca, req.csrPem, workload, this.lifetimeSeconds);
+      certificatePem = await signWorkloadCsr(this.ca, req.csrPem, workload, hostId, this.lifetimeSeconds);
     } catch (err) {
       return refuse((err as Error).message);
     }

@@ -22,13 +22,14 @@
  * the handshake. It admits the connection only when the caller's workload identity may reach the
  * target: the same tenant and environment, or an environment of the same tenant that the target's
  * registry entry allows; never another tenant, never anything but a workload identity, never a
- * revoked certificate. Every refusal is logged with the caller's identity and counted.
+ * certificate of a revoked host (the Pod API pushes the revoked hosts; a workload certificate
+ * names its host). Every refusal is logged with the caller's identity and counted.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { parseWorkloadId, uriSansOf, workloadSpiffeId } from '../../certs';
+import { parseWorkloadId, uriSansOf, workloadHostOf, workloadSpiffeId } from '../../certs';
 import type { MeshDirectory } from './directory';
 
 export interface MeshTarget {
@@ -59,8 +60,6 @@ export interface MeshProxyOptions {
   identities: IdentitySource;
   directory: MeshDirectory;
   local: LocalInstances;
-  /** Serials (hex, as node prints them) of certificates no longer to be trusted. */
-  isRevoked?: (serial: string) => boolean;
   /** A proxy that does not answer within this long is skipped for the next endpoint. */
   connectTimeoutMs?: number;
   registry?: Registry;
@@ -102,6 +101,10 @@ export class MeshProxy {
   private readonly contexts = new Map<string, tls.SecureContext>();
   private readonly turn = new Map<string, number>();
   private readonly sockets = new Set<net.Socket>();
+  /** Revoked hosts and when: their workload certificates issued until then are refused. */
+  private readonly revokedHosts = new Map<string, number>();
+  /** Live connections by the host of the peer proxy's certificate, to close at its revocation. */
+  private readonly peersOf = new Map<string, Set<net.Socket>>();
   private readonly refusals: Counter<'direction' | 'reason'>;
   private readonly connections: Counter<'direction'>;
 
@@ -249,13 +252,19 @@ export class MeshProxy {
         secureContext: this.contextOf(identity),
         minVersion: 'TLSv1.3',
         // The peer must be an instance of the target, whatever host answers.
-        checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => (uriSansOf(cert.subjectaltname).includes(expected) ? undefined : new Error(`the peer is not ${expected}`)),
+        checkServerIdentity: (_host: string, cert: tls.PeerCertificate) =>
+          !uriSansOf(cert.subjectaltname).includes(expected)
+            ? new Error(`the peer is not ${expected}`)
+            : this.isRevoked(workloadHostOf(cert.subject), Date.parse(cert.valid_from))
+              ? new Error(`the peer's host ${workloadHostOf(cert.subject) ?? '(none)'} is revoked`)
+              : undefined,
       } as tls.ConnectionOptions);
       this.track(upstream);
       const timer = setTimeout(() => upstream.destroy(new Error('timed out')), this.opts.connectTimeoutMs ?? 3_000);
       upstream.once('secureConnect', () => {
         clearTimeout(timer);
         upstream.removeAllListeners('error');
+        this.peerIs(workloadHostOf(upstream.getPeerCertificate().subject) ?? '', upstream);
         this.connections.inc({ direction: 'outbound' });
         splice(socket, upstream);
       });
@@ -283,16 +292,17 @@ export class MeshProxy {
       ? 'bad-target'
       : !peer || !caller
         ? 'not-a-workload'
-        : this.opts.isRevoked?.(peer.serialNumber)
+        : this.isRevoked(workloadHostOf(peer.subject), Date.parse(peer.validFrom))
           ? 'revoked'
           : !this.mayReach(caller, target)
             ? 'not-allowed'
             : null;
     if (why !== null) {
       const detail = why === 'untrusted' ? { certificate: String(socket.authorizationError ?? 'none presented') } : {};
-      this.refuse('inbound', why, { caller: callerId || peer?.subject || '', target: socket.servername || '', ...detail });
+      this.refuse('inbound', why, { caller: callerId || peer?.subject || '', host: workloadHostOf(peer?.subject), target: socket.servername || '', ...detail });
       return void socket.destroy();
     }
+    this.peerIs(workloadHostOf(peer!.subject)!, socket);
     const local = this.opts.local.targets(target!.tenant, target!.environment, target!.service);
     if (local.length === 0) {
       this.refuse('inbound', 'no-instance', { caller: callerId, target: socket.servername });
@@ -332,6 +342,39 @@ export class MeshProxy {
       if (id) return this.contextOf(id);
     }
     return null;
+  }
+
+  /**
+   * Hosts revoked, with when: their proxies' workload certificates issued until then are refused
+   * from now on, as caller and as target, and the connections they carry now are closed.
+   */
+  revokeHosts(hosts: ReadonlyArray<{ host: string; revokedAtMs: number }>): void {
+    for (const { host, revokedAtMs } of hosts) {
+      if ((this.revokedHosts.get(host) ?? -Infinity) >= revokedAtMs) continue;
+      this.revokedHosts.set(host, revokedAtMs);
+      const live = this.peersOf.get(host);
+      if (live && live.size > 0) {
+        this.log.warn({ host, connections: live.size }, 'mesh: closing the connections of a revoked host');
+        for (const s of live) s.destroy();
+      }
+    }
+  }
+
+  /** Whether a workload certificate of `host`, valid from `validFrom`, was issued before its host's revocation. */
+  private isRevoked(host: string | undefined, validFrom: number): boolean {
+    if (host === undefined) return true;
+    const at = this.revokedHosts.get(host);
+    return at !== undefined && !(validFrom > at);
+  }
+
+  private peerIs(host: string, socket: net.Socket): void {
+    let set = this.peersOf.get(host);
+    if (!set) this.peersOf.set(host, (set = new Set()));
+    set.add(socket);
+    socket.once('close', () => {
+      set.delete(socket);
+      if (set.size === 0 && this.peersOf.get(host) === set) this.peersOf.delete(host);
+    });
   }
 
   /** The TLS context of a certificate, made once. Contexts of certificates no instance holds any

@@ -97,10 +97,10 @@ export class CertificateRepository {
   /** Certificates revoked at a revision after `revision` that are still unexpired at `now`. */
   async listRevokedAfter(revision: number, now: number): Promise<RevokedCertificate[]> {
     const rows = await this.sql.all<RevokedCertificate>(
-      `SELECT serial, role, name, not_after AS "notAfter", revocation AS revision FROM certificates
+      `SELECT serial, role, name, not_after AS "notAfter", revoked_at AS "revokedAt", revocation AS revision FROM certificates
        WHERE revocation > $1 AND not_after > $2 ORDER BY revocation, serial`,
       [revision, now],
     );
-    return rows.map((r) => ({ ...r, notAfter: Number(r.notAfter), revision: Number(r.revision) }));
+    return rows.map((r) => ({ ...r, notAfter: Number(r.notAfter), revokedAt: Number(r.revokedAt), revision: Number(r.revision) }));
   }
 }

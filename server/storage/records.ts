@@ -138,6 +138,8 @@ export interface RevokedCertificate {
   role: string;
   name: string;
   notAfter: number;
+  /** When it was revoked (ms). */
+  revokedAt: number;
   /** The revocation revision that revoked it. */
   revision: number;
 }

@@ -24,9 +24,9 @@ interface Held {
   serial: string;
 }
 
-async function workloadCert(ca: Authority, tenant: string, environment: string, service: string, lifetimeSeconds = 600): Promise<Held> {
+async function workloadCert(ca: Authority, tenant: string, environment: string, service: string, lifetimeSeconds = 600, host = 'host-a'): Promise<Held> {
   const { keyPem, csrPem } = await createKeyAndCsr(service);
-  const certPem = await signWorkloadCsr(ca, csrPem, { tenant, environment, service }, lifetimeSeconds);
+  const certPem = await signWorkloadCsr(ca, csrPem, { tenant, environment, service }, host, lifetimeSeconds);
   return { keyPem, certPem, serial: new X509Certificate(certPem).serialNumber };
 }
 
@@ -231,6 +231,41 @@ describe('mesh proxy on loopback', function () {
       dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${portOf(rogue)}`])]));
       assert.equal(await exchange('127.0.0.2', '127.0.0.1', apiPort, 'ping'), '');
       assert.ok(logA.some((l) => l.includes('is not spiffe://podium.local/tenant/acme/env/prod/service/api')));
+    } finally {
+      rogue.close();
+      dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])]));
+    }
+  });
+
+  it('refuses a revoked host\'s workload certificates, as caller and as target, and closes what they carry', async () => {
+    const sni = targetServerName({ tenant: 'acme', environment: 'prod', service: 'api', port: apiPort });
+    const fromR = await workloadCert(ca, 'acme', 'prod', 'web', 600, 'host-r');
+    assert.equal((await direct(meshB, sni, fromR, caPem)).reply, 'api:hi', 'admitted before the revocation');
+    // A connection of host-r's proxy that is open when the revocation arrives is closed.
+    const live: tls.TLSSocket = tls.connect({ host: '127.0.0.1', port: meshB, servername: sni, key: fromR.keyPem, cert: fromR.certPem, ca: caPem, checkServerIdentity: () => undefined });
+    live.on('error', () => undefined);
+    live.resume();
+    await new Promise<void>((r) => live.once('secureConnect', () => r()));
+    await new Promise<void>((r) => live.write('x', () => setTimeout(r, 100)));
+    const closed = new Promise<void>((r) => live.once('close', () => r()));
+    b.revokeHosts([{ host: 'host-r', revokedAtMs: Date.now() }]);
+    await closed;
+    const seen = logB.length;
+    assert.equal((await direct(meshB, sni, fromR, caPem)).reply, '');
+    assert.ok(logB.slice(seen).some((l) => l.includes('"reason":"revoked"') && l.includes('"host":"host-r"') && l.includes('tenant/acme/env/prod/service/web')), 'refused, naming the host and the identity');
+    // Another host's certificate for the same workload is still admitted.
+    assert.equal((await direct(meshB, sni, await workloadCert(ca, 'acme', 'prod', 'web', 600, 'host-s'), caPem)).reply, 'api:hi');
+
+    // As the target: a proxy answering with host-r's certificate of api is not called.
+    const apiOfR = await workloadCert(ca, 'acme', 'prod', 'api', 600, 'host-r');
+    const rogue = tls.createServer({ key: apiOfR.keyPem, cert: apiOfR.certPem }, (s) => s.end('from host-r'));
+    await new Promise<void>((r) => rogue.listen(0, '127.0.0.1', () => r()));
+    try {
+      dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${portOf(rogue)}`])]));
+      assert.equal(await exchange('127.0.0.2', '127.0.0.1', apiPort, 'ping'), 'from host-r', 'called before A hears of the revocation');
+      a.revokeHosts([{ host: 'host-r', revokedAtMs: Date.now() }]);
+      assert.equal(await exchange('127.0.0.2', '127.0.0.1', apiPort, 'ping'), '');
+      assert.ok(logA.some((l) => l.includes('host host-r is revoked')));
     } finally {
       rogue.close();
       dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])]));

@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { createKeyAndCsr } from '../../certs';
+import { createKeyAndCsr, workloadHostOf } from '../../certs';
 import type { WorkloadCertificate } from '../../gen/podium/v1/agent';
 import { InstanceState } from '../../gen/podium/v1/resources';
-import { PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
+import { call, PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
 import { poll } from '../support/poll';
 import { RealAgents } from '../support/real-agents';
 import type { ScriptedAgent } from '../support/scripted-agent';
@@ -61,6 +61,7 @@ describe('workload identities', function () {
       assert.deepEqual(uriSans(got.certificatePem), [SPIFFE_WEB]);
       assert.ok(cert.verify(new X509Certificate(h.server.ca.caCertPem).publicKey), 'signed by the Pod API\'s CA');
       assert.ok(cert.checkPrivateKey(createPrivateKey(got.keyPem)), 'for the key the host made');
+      assert.equal(workloadHostOf(cert.subject), holder.hostId, 'naming the host it is issued to');
       assert.ok(!cert.ca);
       const lifetime = (Date.parse(cert.validTo) - Date.now()) / 1000;
       assert.ok(lifetime > 590 && lifetime <= 601, `lives ${lifetime} s`);
@@ -96,6 +97,22 @@ describe('workload identities', function () {
       assert.match(after.refused, /not awarded to this host/);
       assert.equal(await d.metric('podium_workload_certificates_total', { outcome: 'refused' }), 4);
       assert.equal(await d.metric('podium_workload_certificates_total', { outcome: 'issued' }), 0);
+    });
+
+    it('tells every host of a revoked host within a second, and a host that connects later the whole list', async () => {
+      const [a, b] = await d.fleet(2);
+      const t0 = Date.now();
+      await call(h.operator, 'revokeHost', { host: a!.hostId, reason: 'stolen' });
+      const told = await poll('host b told', () => b!.messages('revokedHosts')[0]?.revokedHosts, 5_000, 5);
+      const ms = Date.now() - t0;
+      process.stdout.write(`      (the other host was told ${ms} ms after RevokeHost was called)\n`);
+      assert.ok(ms < 1_000, `told after ${ms} ms`);
+      assert.equal(told.hosts.length, 1);
+      assert.equal(told.hosts[0]!.host, a!.hostId);
+      assert.ok(told.hosts[0]!.revokedAtMs >= t0 - 1 && told.hosts[0]!.revokedAtMs <= Date.now(), 'with when');
+      const [c] = await d.fleet(1);
+      const list = await poll('the new host told', () => c!.messages('revokedHosts')[0]?.revokedHosts, 5_000, 5);
+      assert.deepEqual(list.hosts, told.hosts);
     });
   });
 
