@@ -280,7 +280,7 @@ export class AgentCore {
       // Its <SERVICE>_HOST/_PORT: the environment's services as the registry has them (it is sent
       // when the award commits; a container made before it arrives would miss them).
       const gateway = this.proxy ? await this.openEnvironment(spec.tenant, spec.environment) : '';
-      const env = this.proxy ? meshEnvironment(await this.directory.ready(spec.tenant, spec.environment, this.opts.registryWaitMs ?? 2_000), gateway) : {};
+      const env = this.proxy ? meshEnvironment(await this.directory.ready(spec.tenant, spec.environment, this.opts.registryWaitMs ?? 2_000), spec.environment, gateway) : {};
       const id = await this.networks.withNetwork(spec.tenant, spec.environment, async (network) => {
         if (inst.phase !== 'creating') return undefined;
         const name = containerName(spec, this.hostId);

@@ -4,7 +4,8 @@
  *
  * A snapshot of an environment is the whole of it: its services with their ports, and for each the
  * running instances on hosts that have a session and a proxy (a host whose session ended routes
- * nothing until it is back). It is rebuilt from the store after every committed change of the
+ * nothing until it is back); and the services of the tenant's other environments that allow it
+ * (`allow`), marked with their environment, which its containers reach too. It is rebuilt from the store after every committed change of the
  * environment (the event feed: instance awarded, running, failed, lost, requeued or deleted;
  * service created or deleted) and after a host's session opens or ends, and sent to every host
  * that runs (starting or running) one of its instances, or did at the last push: a host left
@@ -47,6 +48,12 @@ export class ServiceRegistry {
   changed(tenant: string, environment: string): void {
     if (!tenant || !environment) return;
     this.due.set(envKey(tenant, environment), { tenant, environment });
+    // Another environment of the tenant may import its services (or just stopped): a tenant's
+    // environments are few, so each one its hosts run is pushed again.
+    for (const key of this.sentTo.keys()) {
+      const [t, e] = key.split('\0') as [string, string];
+      if (t === tenant) this.due.set(key, { tenant: t, environment: e });
+    }
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -78,10 +85,13 @@ export class ServiceRegistry {
 
   private async pushAll(batch: Array<{ tenant: string; environment: string }>): Promise<void> {
     for (const { tenant, environment } of batch) {
-      const { services, instances } = await this.storage.read(async (r) => ({
-        services: await r.services.list(tenant, environment),
-        instances: await r.instances.listOfEnvironment(tenant, environment),
-      }));
+      const { services, instances } = await this.storage.read(async (r) => {
+        // Its own services, and the others' that allow it.
+        const services = (await r.services.listOfTenant(tenant)).filter((s) => s.environment === environment || s.spec.allowFrom.includes(environment));
+        const instances: InstanceRecord[] = [];
+        for (const env of new Set([environment, ...services.map((s) => s.environment)])) instances.push(...(await r.instances.listOfEnvironment(tenant, env)));
+        return { services, instances };
+      });
       this.push(tenant, environment, services, instances);
     }
   }
@@ -90,7 +100,7 @@ export class ServiceRegistry {
     const key = envKey(tenant, environment);
     const snapshot = this.snapshot(tenant, environment, services, instances);
     const runsIt = new Set<string>();
-    for (const i of instances) if (i.host && (i.state === 'starting' || i.state === 'running')) runsIt.add(i.host);
+    for (const i of instances) if (i.environment === environment && i.host && (i.state === 'starting' || i.state === 'running')) runsIt.add(i.host);
     for (const host of runsIt) this.hosts.get(host)?.send({ kind: { $case: 'registry', registry: snapshot } });
     const gone: EnvironmentRegistry = { tenant, environment, version: snapshot.version, services: [], gone: true };
     for (const host of this.sentTo.get(key) ?? []) {
@@ -110,10 +120,11 @@ export class ServiceRegistry {
       gone: false,
       services: services.map((svc) => ({
         name: svc.name,
+        environment: svc.environment,
         ports: portsView(svc.spec.ports),
         allowFromEnvironments: svc.spec.allowFrom,
         endpoints: instances
-          .filter((i) => i.service === svc.name && i.state === 'running' && i.host !== null)
+          .filter((i) => i.environment === svc.environment && i.service === svc.name && i.state === 'running' && i.host !== null)
           .map((i) => ({ instanceId: i.id, host: i.host!, meshAddress: this.hosts.get(i.host!) ? this.hosts.meshAddressOf(i.host!) : '' }))
           .filter((e) => e.meshAddress !== ''),
       })),

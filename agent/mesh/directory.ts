@@ -54,9 +54,12 @@ export class MeshDirectory {
     return this.services(tenant, environment);
   }
 
-  /** A service of an environment this host runs, with its ports and running endpoints. */
-  service(tenant: string, environment: string, name: string): RegisteredService | undefined {
-    return this.environments.get(envKey(tenant, environment))?.services.find((s) => s.name === name);
+  /**
+   * A service in the snapshot of an environment this host runs, with its ports and running
+   * endpoints: one of its own, or one of environment `of` that it imports.
+   */
+  service(tenant: string, environment: string, name: string, of = environment): RegisteredService | undefined {
+    return this.environments.get(envKey(tenant, environment))?.services.find((s) => s.name === name && (s.environment || environment) === of);
   }
 
   /** The services of an environment this host runs; empty when it runs none of it. */

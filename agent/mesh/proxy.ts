@@ -31,6 +31,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { parseWorkloadId, uriSansOf, workloadHostOf, workloadSpiffeId } from '../../certs';
 import type { MeshDirectory } from './directory';
+import { localEndpoints } from './environment';
 
 export interface MeshTarget {
   tenant: string;
@@ -91,8 +92,8 @@ interface LocalSide {
   tenant: string;
   environment: string;
   bindAddress: string;
-  /** Listeners by port. */
-  listeners: Map<number, { server: net.Server; service: string }>;
+  /** Listeners by port, for a service of `environment` (its own) or of another it imports. */
+  listeners: Map<number, { server: net.Server; service: string; environment: string }>;
 }
 
 export class MeshProxy {
@@ -182,24 +183,35 @@ export class MeshProxy {
     await new Promise<void>((resolve) => (this.inbound ? this.inbound.close(() => resolve()) : resolve()));
   }
 
-  /** Listeners for every port of every service of the environment, none for what is gone. */
+  /** Listeners for every port of every service the environment reaches, none for what is gone. */
   private async syncLocal(tenant: string, environment: string): Promise<void> {
     const side = this.locals.get(envKey(tenant, environment));
     if (!side) return;
-    const wanted = new Map<number, string>();
-    for (const svc of this.opts.directory.services(tenant, environment)) for (const p of svc.ports) wanted.set(p.port, svc.name);
+    const services = this.opts.directory.services(tenant, environment);
+    const wanted = localEndpoints(services, environment);
+    for (const svc of services) {
+      const of = svc.environment || environment;
+      for (const p of svc.ports) {
+        const at = wanted.get(p.port);
+        if (of !== environment && (at?.service !== svc.name || at.environment !== of)) {
+          this.log.warn({ tenant, environment, imported: `${svc.name}.${of}`, port: p.port, shadowedBy: at && `${at.service}.${at.environment}` }, 'mesh: an imported service\'s port is taken here; not reachable on it');
+        }
+      }
+    }
     for (const [port, l] of side.listeners) {
-      if (wanted.get(port) === l.service) continue;
+      const want = wanted.get(port);
+      if (want && want.service === l.service && want.environment === l.environment) continue;
       l.server.close();
       side.listeners.delete(port);
     }
-    for (const [port, service] of wanted) {
+    for (const [port, want] of wanted) {
       if (side.listeners.has(port)) continue;
-      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.outbound(socket, { tenant, environment, service, port }));
-      side.listeners.set(port, { server, service });
+      const target: MeshTarget = { tenant, environment: want.environment, service: want.service, port };
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.outbound(socket, environment, target));
+      side.listeners.set(port, { server, service: want.service, environment: want.environment });
       await new Promise<void>((resolve) => {
         server.once('error', (err) => {
-          this.log.error({ tenant, environment, service, port, err: err.message }, 'mesh: cannot listen for the service');
+          this.log.error({ tenant, environment, service: want.service, of: want.environment, port, err: err.message }, 'mesh: cannot listen for the service');
           side.listeners.delete(port);
           resolve();
         });
@@ -208,12 +220,12 @@ export class MeshProxy {
     }
   }
 
-  /** A local container connects to a service of its environment. */
-  private outbound(socket: net.Socket, target: MeshTarget): void {
+  /** A local container of `environment` connects to a service it reaches (its own environment's or an import). */
+  private outbound(socket: net.Socket, environment: string, target: MeshTarget): void {
     this.track(socket);
     socket.pause();
     const address = stripV4Mapped(socket.remoteAddress ?? '');
-    const caller = this.opts.local.callerAt(target.tenant, target.environment, address);
+    const caller = this.opts.local.callerAt(target.tenant, environment, address);
     if (caller === undefined) {
       this.refuse('outbound', 'unknown-caller', { peer: address, target: targetServerName(target) });
       return void socket.destroy();
@@ -223,7 +235,7 @@ export class MeshProxy {
       this.refuse('outbound', 'no-identity', { caller, target: targetServerName(target) });
       return void socket.destroy();
     }
-    const endpoints = (this.opts.directory.service(target.tenant, target.environment, target.service)?.endpoints ?? []).map((e) => e.meshAddress);
+    const endpoints = (this.opts.directory.service(target.tenant, environment, target.service, target.environment)?.endpoints ?? []).map((e) => e.meshAddress);
     if (endpoints.length === 0) {
       this.refuse('outbound', 'no-endpoint', { caller, target: targetServerName(target) });
       return void socket.destroy();

@@ -51,6 +51,12 @@ export class ServiceRepository {
     return rows.map(fromRow);
   }
 
+  /** Every service of the tenant, of all its environments. */
+  async listOfTenant(tenant: string): Promise<ServiceRecord[]> {
+    const rows = await this.sql.all<ServiceRow>(`SELECT ${COLUMNS} FROM services WHERE tenant = $1 ORDER BY environment, name`, [tenant]);
+    return rows.map(fromRow);
+  }
+
   /**
    * Deletes the service row and takes what it asked for off its tenant's usage (its instances are
    * the caller's to delete first); false when absent.

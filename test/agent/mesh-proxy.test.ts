@@ -88,7 +88,8 @@ describe('mesh proxy on loopback', function () {
 
   const localA: LocalInstances = {
     targets: () => [],
-    callerAt: (tenant, environment, address) => (tenant === 'acme' && environment === 'prod' && address === '127.0.0.2' ? 'web-1' : undefined),
+    callerAt: (tenant, environment, address) =>
+      tenant === 'acme' && environment === 'prod' && address === '127.0.0.2' ? 'web-1' : tenant === 'acme' && environment === 'staging' && address === '127.0.0.5' ? 'web-s' : undefined,
   };
   let eofTargets: Array<{ instanceId: string; address: string }> = [];
   const localB: LocalInstances = {
@@ -101,6 +102,7 @@ describe('mesh proxy on loopback', function () {
     ports: [{ name: 'http', port: apiPort, protocol: PortProtocol.PORT_PROTOCOL_TCP }],
     endpoints: endpoints.map((meshAddress, i) => ({ instanceId: `api-${i + 1}`, host: `h${i}`, meshAddress })),
     allowFromEnvironments,
+    environment: 'prod',
   });
   const refusals = async (reg: Registry, direction: string, reason: string) =>
     (await reg.getSingleMetric('podium_mesh_refused_total')!.get()).values.find((v) => v.labels.direction === direction && v.labels.reason === reason)?.value ?? 0;
@@ -110,6 +112,7 @@ describe('mesh proxy on loopback', function () {
     caPem = ca.caCertPem;
     ids.set('web-1', await workloadCert(ca, 'acme', 'prod', 'web'));
     ids.set('api-1', await workloadCert(ca, 'acme', 'prod', 'api'));
+    ids.set('web-s', await workloadCert(ca, 'acme', 'staging', 'web'));
     api = await echo('api', '127.0.0.3');
     apiPort = portOf(api);
     const identities = { get: (id: string) => ids.get(id) };
@@ -146,7 +149,7 @@ describe('mesh proxy on loopback', function () {
     await new Promise<void>((r) => eof.listen(apiPort + 1 === 65536 ? 0 : apiPort + 1, '127.0.0.3', () => r()));
     try {
       const port = portOf(eof);
-      const svc = { name: 'eof', ports: [{ name: 'tcp', port, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [{ instanceId: 'eof-1', host: 'b', meshAddress: `127.0.0.1:${meshB}` }], allowFromEnvironments: [] };
+      const svc = { name: 'eof', ports: [{ name: 'tcp', port, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [{ instanceId: 'eof-1', host: 'b', meshAddress: `127.0.0.1:${meshB}` }], allowFromEnvironments: [], environment: 'prod' };
       ids.set('eof-1', await workloadCert(ca, 'acme', 'prod', 'eof'));
       eofTargets = [{ instanceId: 'eof-1', address: '127.0.0.3' }];
       dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`]), svc]));
@@ -186,6 +189,26 @@ describe('mesh proxy on loopback', function () {
     dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`], ['staging'])]));
     assert.equal((await direct(meshB, sni, staging, caPem)).reply, 'api:hi');
     dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])]));
+  });
+
+  it('gives a staging container the prod service that allows staging, under its own name, and carries it', async () => {
+    // Staging's snapshot lists prod's api as an import (what the Pod API sends when api allows it).
+    const imported = { ...apiService([`127.0.0.1:${meshB}`], ['staging']), environment: 'prod' };
+    dirA.apply(snapshot('acme', 'staging', [imported]));
+    await a.openLocal('acme', 'staging', '127.0.0.4');
+    try {
+      // B does not allow staging yet: the import is carried to B, which refuses it.
+      const seen = logB.length;
+      assert.equal(await exchange('127.0.0.5', '127.0.0.4', apiPort, 'ping'), '');
+      assert.ok(logB.slice(seen).some((l) => l.includes('"reason":"not-allowed"') && l.includes('tenant/acme/env/staging/service/web')));
+      dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`], ['staging'])]));
+      assert.equal(await exchange('127.0.0.5', '127.0.0.4', apiPort, 'ping'), 'api:ping');
+      // Only staging's own containers speak through staging's endpoint: prod's web is not one.
+      assert.equal(await exchange('127.0.0.2', '127.0.0.4', apiPort, 'ping'), '');
+    } finally {
+      a.closeLocal('acme', 'staging');
+      dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])]));
+    }
   });
 
   it('refuses a certificate of another CA, an expired one, and a host\'s identity', async () => {
@@ -274,7 +297,7 @@ describe('mesh proxy on loopback', function () {
 
   it('opens a listener for a service the registry adds and closes it when the service goes', async () => {
     const other = 20000 + (apiPort % 10000);
-    const svc = { name: 'cache', ports: [{ name: 'redis', port: other, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [], allowFromEnvironments: [] };
+    const svc = { name: 'cache', ports: [{ name: 'redis', port: other, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [], allowFromEnvironments: [], environment: 'prod' };
     dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`]), svc]));
     await poll('the new listener', () => new Promise<boolean>((r) => {
       const s = net.connect({ host: '127.0.0.1', port: other }, () => (s.destroy(), r(true)));

@@ -108,4 +108,23 @@ describe('service registry', function () {
     const r = await poll('gone', () => (latest(a, 'acme', 'prod')?.gone ? latest(a, 'acme', 'prod') : undefined), 2_000, 10);
     assert.deepEqual(r!.services, []);
   });
+
+  it('lists in an environment\'s snapshot the services of the tenant\'s other environments that allow it, and only those', async () => {
+    await d.createEnvironment('acme', 'staging');
+    await d.createService('acme', 'prod', { name: 'api', replicas: 1, ports: [{ name: 'http', port: 8080, protocol: PortProtocol.PORT_PROTOCOL_TCP }], allow: [{ environment: 'staging' }] });
+    await d.createService('acme', 'prod', { name: 'secret', replicas: 1, ports: [{ name: 'tcp', port: 9000, protocol: PortProtocol.PORT_PROTOCOL_TCP }] });
+    await d.createService('acme', 'staging', { name: 'web', replicas: 1, ports: [{ name: 'http', port: 80, protocol: PortProtocol.PORT_PROTOCOL_TCP }], capabilities: ['NET_BIND_SERVICE'] });
+    const [api] = (await d.running('acme', 'prod', 'api', 1)).instances;
+    const [web] = (await d.running('acme', 'staging', 'web', 1)).instances;
+    const onWebHost = agents.find((x) => x.hostId === web!.host)!;
+    const r = await poll('staging\'s snapshot with prod\'s api', () => {
+      const got = latest(onWebHost, 'acme', 'staging');
+      return got?.services.find((x) => x.name === 'api')?.endpoints.length === 1 ? got : undefined;
+    }, 2_000, 10);
+    assert.deepEqual(r!.services.map((x) => `${x.name}.${x.environment}`).sort(), ['api.prod', 'web.staging'], 'its own, and the import; never prod\'s secret');
+    assert.deepEqual(endpointsOf(r, 'api'), [`${api!.id}@${api!.host}=${mesh(agents.find((a) => a.hostId === api!.host)!)}`]);
+    // The import goes with the service that allowed it.
+    await d.deleteService('acme', 'prod', 'api');
+    await poll('the import gone from staging', () => latest(onWebHost, 'acme', 'staging')?.services.every((x) => x.name !== 'api'), 2_000, 10);
+  });
 });
