@@ -61,7 +61,7 @@ export interface AgentCoreOptions {
   workloadRetryMs?: number;
   /** The host's proxy: where it takes mTLS from other hosts' proxies, in the trust domain of the
    *  platform. Without it the host runs no proxy and advertises none. */
-  mesh?: { listenHost: string; listenPort: number; trustDomain: string };
+  mesh?: { listenHost: string; listenPort: number; trustDomain: string; edge?: { host: string; port: number } };
   /** How long a new container waits for its environment's registry (its <SERVICE>_* variables). */
   registryWaitMs?: number;
 }
@@ -83,6 +83,8 @@ export class AgentCore {
   readonly proxy: MeshProxy | null;
   /** The port the proxy listens on, once started (0 before, or without one). */
   meshPort = 0;
+  /** The edge port (HTTPS for published endpoints), once started; 0 without one. */
+  edgePort = 0;
 
   private sweep: NodeJS.Timeout | null = null;
 
@@ -146,6 +148,10 @@ export class AgentCore {
     if (this.proxy && this.opts.mesh) {
       this.meshPort = await this.proxy.listen(this.opts.mesh.listenHost, this.opts.mesh.listenPort);
       this.log.info({ port: this.meshPort }, 'mesh proxy listening');
+      if (this.opts.mesh.edge) {
+        this.edgePort = await this.proxy.listenEdge(this.opts.mesh.edge.host, this.opts.mesh.edge.port);
+        this.log.info({ host: this.opts.mesh.edge.host, port: this.edgePort }, 'edge listening for published endpoints');
+      }
       // The environments of adopted instances: their containers' endpoints open again.
       const envs = new Map([...this.instances.values()].map((i) => [`${i.facts.tenant}\0${i.facts.environment}`, i.facts]));
       for (const f of envs.values()) await this.openEnvironment(f.tenant, f.environment);

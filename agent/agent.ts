@@ -37,7 +37,7 @@ export interface AgentOptions {
   subnetPool: SubnetPool;
   /** The host's proxy: where it listens for other hosts' proxies, and the address they reach it
    *  by (its port is the one it listens on). None: the host runs no proxy. */
-  mesh?: { listenHost: string; listenPort: number; advertiseHost: string };
+  mesh?: { listenHost: string; listenPort: number; advertiseHost: string; edge?: { host: string; port: number } };
 }
 
 export class Agent {
@@ -71,7 +71,7 @@ export class Agent {
         watchIntervalMs: opts.watchIntervalMs,
         subnetPool: opts.subnetPool,
         caPem: identity.caPem,
-        mesh: opts.mesh ? { listenHost: opts.mesh.listenHost, listenPort: opts.mesh.listenPort, trustDomain: trustDomainOf(identity.certPem) } : undefined,
+        mesh: opts.mesh ? { listenHost: opts.mesh.listenHost, listenPort: opts.mesh.listenPort, trustDomain: trustDomainOf(identity.certPem), edge: opts.mesh.edge } : undefined,
       },
       (msg) => this.send(msg),
       this.metrics,

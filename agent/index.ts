@@ -54,7 +54,7 @@ export interface AgentConfig {
   watchIntervalMs?: number;
   /** The host's mesh proxy: where it listens for other hosts' proxies and the host they reach it
    *  by. Absent: no proxy (the environment's services are not reachable from its containers). */
-  mesh?: { listenHost: string; listenPort: number; advertiseHost: string };
+  mesh?: { listenHost: string; listenPort: number; advertiseHost: string; edge?: { host: string; port: number } };
   logger: Logger;
 }
 

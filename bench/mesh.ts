@@ -132,8 +132,8 @@ runMain(async () => {
   await a.listen('127.0.0.1', 0);
   const endpoints = [{ instanceId: 'x', host: 'b', meshAddress: `127.0.0.1:${meshB}` }];
   const services = [
-    { name: 'api', ports: [{ name: 'tcp', port: apiPort, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints, allowFromEnvironments: [], environment: 'prod' },
-    { name: 'sink', ports: [{ name: 'tcp', port: sinkPort, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints, allowFromEnvironments: [], environment: 'prod' },
+    { name: 'api', ports: [{ name: 'tcp', port: apiPort, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints, allowFromEnvironments: [], published: undefined, environment: 'prod' },
+    { name: 'sink', ports: [{ name: 'tcp', port: sinkPort, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints, allowFromEnvironments: [], published: undefined, environment: 'prod' },
   ];
   for (const d of [dirA, dirB]) d.apply({ tenant: 'acme', environment: 'prod', version: 1, gone: false, services });
   await a.openLocal('acme', 'prod', '127.0.0.1');

@@ -38,7 +38,7 @@ export { loadOrCreateKeyFile, readKeyFile } from './key-file';
 export { spiffeIdFor, workloadSpiffeId, parseSpiffeId, parseWorkloadId } from './spiffe-id';
 export { isTenantName, TENANT_NAME_RULE } from './tenant-name';
 export { createKeyAndCsr } from './create-key-and-csr';
-export { signCsr, signWorkloadCsr, workloadHostOf, type Workload } from './sign-csr';
+export { signCsr, signEndpointCsr, signWorkloadCsr, workloadHostOf, type Workload } from './sign-csr';
 export { issueKeyPair } from './issue-key-pair';
 export { verifyPeer } from './verify-peer';
 export { uriSansOf } from './uri-sans';

@@ -73,6 +73,18 @@ export async function signWorkloadCsr(ca: Authority, csrPem: string, workload: W
 const WORKLOAD_HOST = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /**
+ * Signs a CSR for a published endpoint: a TLS server certificate for `hostname` (its one DNS SAN,
+ * and its CN), with no SPIFFE identity, so that it is never taken for a workload or a host.
+ */
+export async function signEndpointCsr(ca: Authority, csrPem: string, hostname: string, lifetimeSeconds: number): Promise<string> {
+  checkLifetime(lifetimeSeconds);
+  if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(hostname)) {
+    throw new Error(`signEndpointCsr: ${JSON.stringify(hostname)} is not a DNS name`);
+  }
+  return issue(ca, csrPem, { commonName: hostname, sanNames: [{ type: 'dns', value: hostname }], usages: [x509.ExtendedKeyUsage.serverAuth as string], lifetimeSeconds });
+}
+
+/**
  * The host a workload certificate was issued to (its subject's OU), from node's reading of the
  * subject: an X509Certificate's `subject` text ("CN=…\nOU=…") or a PeerCertificate's object.
  * Undefined when there is none, or more than one.
@@ -93,7 +105,8 @@ interface Issue {
   commonName: string;
   /** The host a workload certificate belongs to. */
   organizationalUnit?: string;
-  spiffeId: string;
+  /** The one URI SAN; none for an endpoint's certificate. */
+  spiffeId?: string;
   sanNames: x509.JsonGeneralName[];
   usages: string[];
   lifetimeSeconds: number;
@@ -116,7 +129,7 @@ async function issue(ca: Authority, csrPem: string, what: Issue): Promise<string
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension(what.usages),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: what.spiffeId }, ...what.sanNames]),
+      new x509.SubjectAlternativeNameExtension([...(what.spiffeId === undefined ? [] : [{ type: 'url' as const, value: what.spiffeId }]), ...what.sanNames]),
       await x509.SubjectKeyIdentifierExtension.create(csr.publicKey),
       authorityKeyId,
     ],

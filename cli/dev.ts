@@ -37,6 +37,8 @@ export const DEV_HOSTS = ['local-1', 'local-2', 'local-3'] as const;
 const GATEWAY = { host: '127.0.0.1', port: 8080 };
 /** Agents' metrics: local-1 on 7451, local-2 on 7452, local-3 on 7453. */
 const AGENT_METRICS_PORT = 7451;
+/** The agents' edge ports (HTTPS for published endpoints): 8443, 8444, 8445. */
+const AGENT_EDGE_PORT = 8443;
 const BIN = join(__dirname, '..', '..', 'bin', 'podium');
 
 function step(msg: string): void {
@@ -236,7 +238,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
     step(`agents ${DEV_HOSTS.join(', ')} in pod "local"${opts.hosts === 'netns' ? ', each in its host\'s namespace' : ''}`);
     for (const [i, host] of DEV_HOSTS.entries()) {
       const on = devHosts.hosts[i]!;
-      const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', servers, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', on.dockerSocket, '--metrics-listen', `${on.address}:${AGENT_METRICS_PORT + i}`, '--mesh-listen', `${on.address}:0`];
+      const args = ['agent', '--data-dir', join(dir, 'agents', host), '--server', servers, '--host-id', host, '--pod', 'local', '--provider', 'local', '--docker-socket', on.dockerSocket, '--metrics-listen', `${on.address}:${AGENT_METRICS_PORT + i}`, '--mesh-listen', `${on.address}:0`, '--edge-listen', `${on.address}:${AGENT_EDGE_PORT + i}`];
       if (!kernel.enabled) args.push('--insecure-no-apparmor');
       const joinToken = joinTokens.get(host);
       start(host, args, joinToken ? { PODIUM_JOIN_TOKEN: joinToken } : {});

@@ -62,6 +62,7 @@ export function program(): Command {
     .option('--restart-grace <duration>', 'after a start, how long hosts that were up have to reconnect (at least the TTL)', `${SERVER_DEFAULTS.restartGraceMs / 1000}s`)
     .option('--admit-rate <n>', 'agent sessions admitted per second; more are told when to come back', `${SERVER_DEFAULTS.admitRatePerSecond}`)
     .option('--cert-lifetime <duration>', 'lifetime of issued certificates', `${SERVER_DEFAULTS.certLifetimeSeconds / 3600}h`)
+    .option('--public-domain <domain>', 'published endpoints with a certificate of the Pod API\'s CA are named <…>.<tenant>.<domain>', SERVER_DEFAULTS.publicDomain)
     .option('--workload-cert-lifetime <duration>', 'lifetime of workload certificates (the instances\' identities in the mesh)', `${SERVER_DEFAULTS.workloadCertLifetimeSeconds / 60}m`)
     .option('--seed <n>', 'seed of the auction sampling (random when absent)')
     .option(
@@ -94,6 +95,7 @@ export function program(): Command {
           maxHeartbeatsPerSecond: parseCount('--max-heartbeats', o.maxHeartbeats),
           certLifetimeSeconds: Math.floor(parseDuration('--cert-lifetime', o.certLifetime) / 1000),
           workloadCertLifetimeSeconds: Math.floor(parseDuration('--workload-cert-lifetime', o.workloadCertLifetime) / 1000),
+          publicDomain: o.publicDomain,
           seed: o.seed !== undefined ? parsePositiveInt('--seed', o.seed) : Math.floor(Math.random() * 2 ** 31),
           defaultQuota: parseQuota('--default-quota', o.defaultQuota, SERVER_DEFAULTS.defaultQuota),
           logger,
@@ -126,10 +128,13 @@ export function program(): Command {
     .option('--metrics-listen <host:port>', 'Prometheus /metrics address (off when absent)')
     .option('--mesh-listen <host:port>', "the host proxy's mTLS address for other hosts' proxies (port 0: any free one; off when absent)")
     .option('--mesh-advertise <host>', 'the address other hosts reach this proxy by (default: the --mesh-listen host)')
+    .option('--edge-listen <host:port>', 'HTTPS for the published endpoints of the services this host runs (with --mesh-listen; off when absent)')
     .action(async (o) => {
       const logger = processLogger('podium-agent');
       const subnets = parseSubnetPool(o.subnetPool, o.subnetPrefix);
       const meshAt = o.meshListen !== undefined ? parseListen('--mesh-listen', o.meshListen) : null;
+      const edgeAt = o.edgeListen !== undefined ? parseListen('--edge-listen', o.edgeListen) : undefined;
+      if (edgeAt && !meshAt) throw new Error('--edge-listen needs --mesh-listen: the edge is part of the host\'s proxy');
       const metricsAt = o.metricsListen !== undefined ? parseListen('--metrics-listen', o.metricsListen) : null;
       const running = await startAgent(
         Object.freeze({
@@ -147,7 +152,7 @@ export function program(): Command {
           dockerSocket: o.dockerSocket,
           ...subnets,
           insecureNoAppArmor: Boolean(o.insecureNoApparmor),
-          mesh: meshAt ? { listenHost: meshAt.host, listenPort: meshAt.port, advertiseHost: o.meshAdvertise ?? meshAt.host } : undefined,
+          mesh: meshAt ? { listenHost: meshAt.host, listenPort: meshAt.port, advertiseHost: o.meshAdvertise ?? meshAt.host, edge: edgeAt } : undefined,
           logger,
         }),
       );

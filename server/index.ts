@@ -107,6 +107,8 @@ export interface ServerConfig {
   certLifetimeSeconds: number;
   /** Workload certificates (the identities of instances in the mesh) live this long. */
   workloadCertLifetimeSeconds: number;
+  /** Published endpoints' names with a certificate of the Pod API's CA end in `<tenant>.<publicDomain>`. */
+  publicDomain: string;
   /** How often the revocation revision is read, so that other processes' revocations take effect. */
   revocationPollMs: number;
   /** Pending lots that no host could take are auctioned again this often. */
@@ -143,6 +145,7 @@ export const SERVER_DEFAULTS = {
   orchestratorIntervalMs: 500,
   certLifetimeSeconds: 24 * 3600,
   workloadCertLifetimeSeconds: 3600,
+  publicDomain: 'podium.test',
   revocationPollMs: 250,
   pendingRetryMs: 3_000,
   restartBackoffMs: 2_000,
@@ -202,8 +205,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const processName = config.processName ?? (/^postgres(ql)?:\/\//.test(database) ? `pod-api-${randomBytes(4).toString('hex')}` : 'embedded');
   const storage = await Storage.open(database, { processName });
   let ca: Authority;
+  let sealingKey: Buffer;
   try {
-    const sealingKey = await loadOrCreateKeyFile(config.caKeyFile ?? join(config.dataDir, 'ca-key'));
+    sealingKey = await loadOrCreateKeyFile(config.caKeyFile ?? join(config.dataDir, 'ca-key'));
     ca = await loadOrCreateStoredAuthority(storage, config.trustDomain, sealingKey, join(config.dataDir, 'ca'));
   } catch (err) {
     await storage.close();
@@ -271,6 +275,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const registry = new ServiceRegistry(
     storage,
     { get: (host) => sessions.get(host), meshAddressOf: (host) => sessions.get(host)?.meshAddress ?? '' },
+    sealingKey,
     log.child({ module: 'registry' }),
   );
   sessions.registry = registry;
@@ -321,6 +326,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       kickAuction: () => auctioneer.kick(),
       fleetChanged: () => auctioneer.fleetChanged(),
       defaultQuota: config.defaultQuota,
+      endpoints: { ca, sealingKey, publicDomain: config.publicDomain },
       log: log.child({ module: 'pod-api' }),
     }),
   );

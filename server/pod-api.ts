@@ -21,7 +21,7 @@ import type {
   WatchEventsRequest,
 } from '../gen/podium/v1/pod_api';
 import { HostState, InstanceState, PlacementPolicy, type Environment, type Event, type Host, type Service } from '../gen/podium/v1/resources';
-import type { Role } from '../certs';
+import type { Authority, Role } from '../certs';
 import type { AgentSessions } from './agent-sessions';
 import type { HostLiveness } from './host-liveness';
 import { authorize, callerTenant, type CaTrust } from './auth';
@@ -32,6 +32,7 @@ import { assertWithinQuota, quotaHandlers } from './quota';
 import { revokeHostHandler } from './revoke-host';
 import type { EventRecord, HostRecord, InstanceRecord, QuotaLimits, ServiceRecord, Storage, UnitOfWork } from './storage';
 import { unary } from './unary-handler';
+import { exposeView, prepareExpose } from './published-endpoints';
 import { nameViolation, portsView, validateEnvironmentName, validateService } from './validation';
 
 const CUSTOMER: readonly Role[] = ['gateway', 'operator'];
@@ -56,6 +57,8 @@ export interface PodApiDeps {
   fleetChanged: () => void;
   /** The quota of a tenant that has none of its own. */
   defaultQuota: QuotaLimits;
+  /** Published endpoints: the CA that signs their certificates, the key that seals their keys. */
+  endpoints: { ca: Authority; sealingKey: Buffer; publicDomain: string };
   log: Logger;
 }
 
@@ -92,6 +95,7 @@ export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Se
     ports: portsView(svc.spec.ports),
     capabilities: svc.spec.capabilities,
     allow: svc.spec.allowFrom.map((environment) => ({ environment })),
+    expose: exposeView(svc.spec.expose),
     environment: svc.environment,
     instances: instances.map((i) => ({
       id: i.id,
@@ -153,6 +157,15 @@ async function assertPortsFree(u: UnitOfWork, rec: ServiceRecord): Promise<void>
   );
 }
 
+/** A published name is one service's in the whole platform, of any tenant. */
+async function assertHostnameFree(u: UnitOfWork, hostname: string): Promise<void> {
+  await u.lock(`hostname:${hostname}`);
+  if (await u.services.publisherOf(hostname)) {
+    // Whose it is is not said: it may be another tenant's.
+    throw new PodiumError(status.ALREADY_EXISTS, `${hostname} is already published`, [{ field: 'expose.hostname', description: 'is already published by a service' }]);
+  }
+}
+
 export function podApiHandlers(deps: PodApiDeps): PodApiServer {
   const { storage } = deps;
   const serviceWithInstances = async (svc: ServiceRecord) =>
@@ -170,6 +183,7 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
     if (!(await u.environments.exists(tenant, rec.environment))) return 'no-environment';
     if (await u.services.get(tenant, rec.environment, rec.name)) return 'exists';
     await assertPortsFree(u, rec);
+    if (spec.expose) await assertHostnameFree(u, spec.expose.hostname);
     await assertWithinQuota(u, tenant, spec, deps.defaultQuota);
     if (!(await u.services.insert(rec))) return 'exists';
     u.emit({ tenant, type: 'service.created', environment: rec.environment, service: rec.name, message: `${spec.replicas} replicas of ${spec.image}` });
@@ -214,8 +228,10 @@ export function podApiHandlers(deps: PodApiDeps): PodApiServer {
     createService: unary<CreateServiceRequest, Service>(deps, CUSTOMER, async (req, tenant) => {
       const envName = nameViolation('environment', req.environment);
       if (envName) assertNoViolations([envName]);
-      const { name, spec } = validateService(req.service);
-      const rec: ServiceRecord = { tenant, environment: req.environment, name, spec, createdAt: Date.now() };
+      const { name, spec, expose } = validateService(req.service);
+      const now = Date.now();
+      if (expose) spec.expose = await prepareExpose(expose, { tenant, environment: req.environment, service: name, ...deps.endpoints, now });
+      const rec: ServiceRecord = { tenant, environment: req.environment, name, spec, createdAt: now };
       const created = await creates.submit(rec);
       if (created === 'no-environment') throw PodiumError.notFound(`environment "${req.environment}"`);
       if (created === 'exists') {

@@ -16,6 +16,7 @@
  */
 import type { Logger } from 'pino';
 import type { EnvironmentRegistry, ServerMessage } from '../gen/podium/v1/agent';
+import { publishedEndpoint } from './published-endpoints';
 import { portsView } from './validation';
 import type { InstanceRecord, ServiceRecord, Storage } from './storage';
 
@@ -41,6 +42,8 @@ export class ServiceRegistry {
   constructor(
     private readonly storage: Storage,
     private readonly hosts: RegistryHosts,
+    /** Opens a published endpoint's sealed key (published-endpoints.ts). */
+    private readonly sealingKey: Buffer,
     private readonly log: Logger,
   ) {}
 
@@ -123,6 +126,8 @@ export class ServiceRegistry {
         environment: svc.environment,
         ports: portsView(svc.spec.ports),
         allowFromEnvironments: svc.spec.allowFrom,
+        // Its certificate and key go to the hosts of its own environment only, never with an import.
+        published: svc.spec.expose && svc.environment === environment ? publishedEndpoint(svc.spec.expose, this.sealingKey) : undefined,
         endpoints: instances
           .filter((i) => i.environment === svc.environment && i.service === svc.name && i.state === 'running' && i.host !== null)
           .map((i) => ({ instanceId: i.id, host: i.host!, meshAddress: this.hosts.get(i.host!) ? this.hosts.meshAddressOf(i.host!) : '' }))

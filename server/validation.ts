@@ -5,6 +5,7 @@
 import { ALLOWED_CAPABILITIES, capabilityName } from '../agent/runtime/container-spec';
 import { PlacementPolicy, PortProtocol, type Quota, type Service, type ServicePort } from '../gen/podium/v1/resources';
 import { assertNoViolations, type FieldViolation } from './errors';
+import { validateExpose, type ExposeInput } from './published-endpoints';
 import type { PlacementPolicyName, PortProtocolName, PortSpec, QuotaLimits, ServiceSpec } from './storage';
 
 /** DNS-label names: they end up in container, network and AppArmor profile names. */
@@ -44,7 +45,7 @@ export function validateEnvironmentName(name: string): void {
 }
 
 /** Checks a requested service and returns its spec; throws INVALID_ARGUMENT listing every problem. */
-export function validateService(s: Service | undefined): { name: string; spec: ServiceSpec } {
+export function validateService(s: Service | undefined): { name: string; spec: ServiceSpec; expose?: ExposeInput } {
   const violations: FieldViolation[] = [];
   const push = (v: FieldViolation | null) => v && violations.push(v);
   if (!s) {
@@ -80,9 +81,11 @@ export function validateService(s: Service | undefined): { name: string; spec: S
   const capabilities = validateCapabilities(s.capabilities, push);
   const ports = validatePorts(s.ports, capabilities, push);
   const allowFrom = validateAllow(s.allow.map((a) => a.environment), push);
+  const expose = validateExpose(s.expose, ports, push);
   assertNoViolations(violations);
   return {
     name: s.name,
+    expose,
     spec: {
       image: s.image,
       command: [...s.command],

@@ -67,6 +67,15 @@ export class MeshDirectory {
     return this.environments.get(envKey(tenant, environment))?.services ?? [];
   }
 
+  /** The service that publishes `hostname` (in its own environment's snapshot), if this host has it. */
+  publisher(hostname: string): { tenant: string; environment: string; service: RegisteredService } | undefined {
+    for (const r of this.environments.values()) {
+      const service = r.services.find((s) => s.published?.hostname === hostname && (s.environment || r.environment) === r.environment);
+      if (service) return { tenant: r.tenant, environment: r.environment, service };
+    }
+    return undefined;
+  }
+
   get size(): number {
     return this.environments.size;
   }

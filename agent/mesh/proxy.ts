@@ -98,6 +98,9 @@ interface LocalSide {
 
 export class MeshProxy {
   private inbound: tls.Server | null = null;
+  private edge: tls.Server | null = null;
+  /** Published endpoints' TLS contexts, by hostname, with the certificate they were made of. */
+  private readonly edgeContexts = new Map<string, { certPem: string; context: tls.SecureContext }>();
   private readonly locals = new Map<string, LocalSide>();
   private readonly contexts = new Map<string, tls.SecureContext>();
   private readonly turn = new Map<string, number>();
@@ -116,7 +119,7 @@ export class MeshProxy {
     const registers = opts.registry ? [opts.registry] : [];
     this.refusals = new Counter({
       name: 'podium_mesh_refused_total',
-      help: 'Connections the proxy refused, by direction (outbound: from a local container; inbound: from another proxy) and reason.',
+      help: 'Connections the proxy refused, by direction (outbound: from a local container; inbound: from another proxy; edge: to a published endpoint) and reason.',
       labelNames: ['direction', 'reason'],
       registers,
     });
@@ -160,6 +163,69 @@ export class MeshProxy {
   }
 
   /**
+   * Opens the edge listener: HTTPS for the published endpoints (Service.expose) of the services
+   * this host runs, chosen by the name the client asks for (SNI) and forwarded to a local running
+   * instance of the service; a name this host serves nothing for fails the handshake. Resolves
+   * with the port it listens on.
+   */
+  listenEdge(host: string, port: number): Promise<number> {
+    const server = tls.createServer({
+      allowHalfOpen: true,
+      minVersion: 'TLSv1.2',
+      SNICallback: (name, cb) => {
+        const context = this.edgeContextFor(name);
+        if (!context) return cb(new Error(`nothing published as ${name} here`), undefined);
+        cb(null, context);
+      },
+    });
+    server.on('secureConnection', (socket) => this.edgeConnection(socket));
+    server.on('tlsClientError', (err, socket) => this.refuse('edge', 'handshake', { peer: socket.remoteAddress, err: err.message }));
+    this.edge = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve((server.address() as net.AddressInfo).port));
+    });
+  }
+
+  private edgeContextFor(hostname: string): tls.SecureContext | null {
+    const found = this.opts.directory.publisher(hostname);
+    if (!found || this.opts.local.targets(found.tenant, found.environment, found.service.name).length === 0) return null;
+    const { certificatePem, privateKeyPem } = found.service.published!;
+    const held = this.edgeContexts.get(hostname);
+    if (held && held.certPem === certificatePem) return held.context;
+    const context = tls.createSecureContext({ cert: certificatePem, key: privateKeyPem });
+    this.edgeContexts.set(hostname, { certPem: certificatePem, context });
+    return context;
+  }
+
+  private edgeConnection(socket: tls.TLSSocket): void {
+    this.track(socket);
+    socket.pause();
+    const hostname = typeof socket.servername === 'string' ? socket.servername : '';
+    const found = this.opts.directory.publisher(hostname);
+    const local = found ? this.opts.local.targets(found.tenant, found.environment, found.service.name) : [];
+    if (!found || local.length === 0) {
+      this.refuse('edge', 'no-instance', { hostname, peer: socket.remoteAddress });
+      return void socket.destroy();
+    }
+    const key = `edge\0${hostname}`;
+    const n = this.turn.get(key) ?? 0;
+    this.turn.set(key, n + 1);
+    const pick = local[n % local.length]!;
+    const upstream = net.connect({ host: pick.address, port: found.service.published!.port, allowHalfOpen: true });
+    this.track(upstream);
+    upstream.once('connect', () => {
+      upstream.removeAllListeners('error');
+      this.connections.inc({ direction: 'edge' });
+      splice(socket, upstream);
+    });
+    upstream.once('error', (err) => {
+      this.refuse('edge', 'target-down', { hostname, instance: pick.instanceId, err: err.message });
+      socket.destroy();
+    });
+  }
+
+  /**
    * The environment has a network on this host, with `bindAddress` its gateway: its containers'
    * endpoints open there, one listener per port of each service the registry lists, and follow it.
    */
@@ -181,6 +247,7 @@ export class MeshProxy {
     for (const side of [...this.locals.values()]) this.closeLocal(side.tenant, side.environment);
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.inbound ? this.inbound.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (this.edge ? this.edge.close(() => resolve()) : resolve()));
   }
 
   /** Listeners for every port of every service the environment reaches, none for what is gone. */
@@ -401,13 +468,15 @@ export class MeshProxy {
     return ctx;
   }
 
-  private refuse(direction: 'inbound' | 'outbound', reason: string, detail: Record<string, unknown>): void {
+  private refuse(direction: 'inbound' | 'outbound' | 'edge', reason: string, detail: Record<string, unknown>): void {
     this.refusals.inc({ direction, reason });
     this.log.warn({ direction, reason, ...detail }, 'mesh: connection refused');
   }
 
   private track(s: net.Socket): void {
     this.sockets.add(s);
+    // A reset peer before the splice is an ordinary end here, not a crash of the agent.
+    s.on('error', () => undefined);
     s.once('close', () => this.sockets.delete(s));
   }
 }

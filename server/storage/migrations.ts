@@ -332,6 +332,28 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO tenant_usage (tenant, instances, cpu_millis, memory_mib)
         SELECT tenant, sum(replicas), sum(replicas::bigint * cpu_millis), sum(replicas::bigint * memory_mib) FROM services GROUP BY tenant;`,
   },
+  {
+    version: 7,
+    description: 'published hostnames, each one service\'s in the whole platform',
+    // A name published by one service (Service.expose) cannot be another's, of any tenant: the
+    // primary key decides between two creates racing for it.
+    sqlite: `
+      CREATE TABLE published_hostnames (
+        hostname    TEXT PRIMARY KEY,
+        tenant      TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        service     TEXT NOT NULL
+      );
+      CREATE INDEX published_hostnames_service ON published_hostnames (tenant, environment, service);`,
+    postgres: `
+      CREATE TABLE published_hostnames (
+        hostname    TEXT PRIMARY KEY,
+        tenant      TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        service     TEXT NOT NULL
+      );
+      CREATE INDEX published_hostnames_service ON published_hostnames (tenant, environment, service);`,
+  },
 ];
 
 export function migrationText(m: Migration, dialect: Dialect): string {

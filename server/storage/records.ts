@@ -32,6 +32,18 @@ export interface ServiceSpec {
   capabilities: string[];
   /** Other environments of the tenant whose services may reach it, sorted. */
   allowFrom: string[];
+  /** Its published endpoint, if any (published-endpoints.ts). */
+  expose?: ExposeSpec;
+}
+
+/** A published endpoint as stored: the key sealed under the server's key file. */
+export interface ExposeSpec {
+  port: number;
+  hostname: string;
+  certificatePem: string;
+  keySealed: string;
+  source: 'platform-ca' | 'uploaded';
+  notAfter: number;
 }
 
 export interface ServiceRecord {

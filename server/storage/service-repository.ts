@@ -32,7 +32,15 @@ export class ServiceRepository {
     );
     if (changes !== 1) return false;
     await this.addUsage(rec.tenant, s.replicas, s.replicas * s.resources.cpuMillis, s.replicas * s.resources.memoryMib);
+    if (s.expose) {
+      await this.sql.run(`INSERT INTO published_hostnames (hostname, tenant, environment, service) VALUES ($1, $2, $3, $4)`, [s.expose.hostname, rec.tenant, rec.environment, rec.name]);
+    }
     return true;
+  }
+
+  /** The service that publishes `hostname`, of whichever tenant, if any. */
+  async publisherOf(hostname: string): Promise<{ tenant: string; environment: string; service: string } | undefined> {
+    return this.sql.get<{ tenant: string; environment: string; service: string }>(`SELECT tenant, environment, service FROM published_hostnames WHERE hostname = $1`, [hostname]);
   }
 
   async get(tenant: string, environment: string, name: string): Promise<ServiceRecord | undefined> {
@@ -68,6 +76,7 @@ export class ServiceRepository {
     );
     if (!gone) return false;
     await this.addUsage(tenant, -gone.replicas, -gone.replicas * gone.cpu_millis, -gone.replicas * gone.memory_mib);
+    await this.sql.run(`DELETE FROM published_hostnames WHERE tenant = $1 AND environment = $2 AND service = $3`, [tenant, environment, name]);
     return true;
   }
 

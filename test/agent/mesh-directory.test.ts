@@ -11,7 +11,7 @@ const snap = (version: number, endpoints: string[], gone = false): EnvironmentRe
   environment: 'prod',
   version,
   gone,
-  services: gone ? [] : [{ name: 'api', environment: 'prod', ports: [], allowFromEnvironments: [], endpoints: endpoints.map((instanceId) => ({ instanceId, host: 'h', meshAddress: 'h:1' })) }],
+  services: gone ? [] : [{ name: 'api', environment: 'prod', ports: [], allowFromEnvironments: [], published: undefined, endpoints: endpoints.map((instanceId) => ({ instanceId, host: 'h', meshAddress: 'h:1' })) }],
 });
 const ids = (d: MeshDirectory) => (d.service('acme', 'prod', 'api')?.endpoints ?? []).map((e) => e.instanceId);
 

@@ -13,7 +13,7 @@ const svc = (name: string, environment: string, ports: Array<[string, number]>):
   environment,
   ports: ports.map(([n, port]) => ({ name: n, port, protocol: PortProtocol.PORT_PROTOCOL_TCP })),
   endpoints: [],
-  allowFromEnvironments: [],
+  allowFromEnvironments: [], published: undefined,
 });
 
 describe('mesh environment variables', () => {

@@ -10,7 +10,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { createKeyAndCsr, issueKeyPair, signWorkloadCsr, spiffeIdFor, type Authority } from '../../certs';
+import { createKeyAndCsr, issueKeyPair, signEndpointCsr, signWorkloadCsr, spiffeIdFor, type Authority } from '../../certs';
 import type { EnvironmentRegistry } from '../../gen/podium/v1/agent';
 import { PortProtocol } from '../../gen/podium/v1/resources';
 import { MeshDirectory } from '../../agent/mesh/directory';
@@ -103,6 +103,7 @@ describe('mesh proxy on loopback', function () {
     endpoints: endpoints.map((meshAddress, i) => ({ instanceId: `api-${i + 1}`, host: `h${i}`, meshAddress })),
     allowFromEnvironments,
     environment: 'prod',
+    published: undefined,
   });
   const refusals = async (reg: Registry, direction: string, reason: string) =>
     (await reg.getSingleMetric('podium_mesh_refused_total')!.get()).values.find((v) => v.labels.direction === direction && v.labels.reason === reason)?.value ?? 0;
@@ -149,7 +150,7 @@ describe('mesh proxy on loopback', function () {
     await new Promise<void>((r) => eof.listen(apiPort + 1 === 65536 ? 0 : apiPort + 1, '127.0.0.3', () => r()));
     try {
       const port = portOf(eof);
-      const svc = { name: 'eof', ports: [{ name: 'tcp', port, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [{ instanceId: 'eof-1', host: 'b', meshAddress: `127.0.0.1:${meshB}` }], allowFromEnvironments: [], environment: 'prod' };
+      const svc = { name: 'eof', ports: [{ name: 'tcp', port, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [{ instanceId: 'eof-1', host: 'b', meshAddress: `127.0.0.1:${meshB}` }], allowFromEnvironments: [], published: undefined, environment: 'prod' };
       ids.set('eof-1', await workloadCert(ca, 'acme', 'prod', 'eof'));
       eofTargets = [{ instanceId: 'eof-1', address: '127.0.0.3' }];
       dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`]), svc]));
@@ -295,9 +296,40 @@ describe('mesh proxy on loopback', function () {
     }
   });
 
+  it('serves a published endpoint on the edge port by its name, forwarding to a local instance, and stops when it is unpublished', async () => {
+    const edge = await b.listenEdge('127.0.0.1', 0);
+    const { keyPem, csrPem } = await createKeyAndCsr('web.prod.acme.example');
+    const certificatePem = await signEndpointCsr(ca, csrPem, 'web.prod.acme.example', 600);
+    const published = { hostname: 'web.prod.acme.example', port: apiPort, certificatePem, privateKeyPem: keyPem };
+    const https = (servername: string) =>
+      new Promise<{ reply: string; error?: string }>((resolve) => {
+        let reply = '';
+        const s = tls.connect({ host: '127.0.0.1', port: edge, servername, ca: caPem }, () => s.write('GET'));
+        s.on('data', (d) => {
+          reply += d.toString();
+          s.end();
+        });
+        s.on('error', (err) => resolve({ reply, error: err.message }));
+        s.on('close', () => resolve({ reply }));
+        setTimeout(() => s.destroy(), 1_500);
+      });
+    dirB.apply(snapshot('acme', 'prod', [{ ...apiService([`127.0.0.1:${meshB}`]), published }]));
+    try {
+      // Verified against the platform's CA for the name asked for (tls.connect checks the name).
+      assert.deepEqual(await https('web.prod.acme.example'), { reply: 'api:GET' });
+      const unknown = await https('db.prod.acme.example');
+      assert.ok(unknown.error, 'a name not published here fails the handshake');
+      assert.equal(unknown.reply, '');
+    } finally {
+      dirB.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`])]));
+    }
+    const after = await https('web.prod.acme.example');
+    assert.ok(after.error && after.reply === '', 'unpublished: no answer');
+  });
+
   it('opens a listener for a service the registry adds and closes it when the service goes', async () => {
     const other = 20000 + (apiPort % 10000);
-    const svc = { name: 'cache', ports: [{ name: 'redis', port: other, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [], allowFromEnvironments: [], environment: 'prod' };
+    const svc = { name: 'cache', ports: [{ name: 'redis', port: other, protocol: PortProtocol.PORT_PROTOCOL_TCP }], endpoints: [], allowFromEnvironments: [], published: undefined, environment: 'prod' };
     dirA.apply(snapshot('acme', 'prod', [apiService([`127.0.0.1:${meshB}`]), svc]));
     await poll('the new listener', () => new Promise<boolean>((r) => {
       const s = net.connect({ host: '127.0.0.1', port: other }, () => (s.destroy(), r(true)));
