@@ -11,6 +11,7 @@
  * The environments' networks are a resource of their own (environment-networks.ts).
  */
 import type { Logger } from 'pino';
+import { workloadSpiffeId } from '../certs';
 import type { AgentMessage, Award, CallForBids, ContainerReport, ContainerSpec, Reconcile, ServerMessage } from '../gen/podium/v1/agent';
 import { AppArmorMode, type Resources } from '../gen/podium/v1/resources';
 import { answerCallForBids, freeResources, shortOf, type Holding } from './bidding';
@@ -112,6 +113,10 @@ export class AgentCore {
                   .map((i) => ({ instanceId: i.id, address: i.address })),
               callerAt: (tenant, environment, address) =>
                 [...this.instances.values()].find((i) => i.address === address && i.facts.tenant === tenant && i.facts.environment === environment && (i.phase === 'running' || i.phase === 'creating'))?.id,
+              identityAt: (address) => {
+                const i = [...this.instances.values()].find((x) => x.address === address);
+                return i && workloadSpiffeId(opts.mesh!.trustDomain, i.facts.tenant, i.facts.environment, i.facts.service);
+              },
             },
             registry: metrics.registry,
           },
@@ -209,9 +214,17 @@ export class AgentCore {
         return this.remove(kind.stopInstance.instanceId, 'the server asked');
       case 'workloadCertificate':
         return this.identities.received(kind.workloadCertificate);
-      case 'registry':
-        this.directory.apply(kind.registry);
+      case 'registry': {
+        const { tenant, environment } = kind.registry;
+        const count = () => new Map(this.directory.services(tenant, environment).map((s) => [`${s.name}.${s.environment || environment}`, s.endpoints.map((e) => e.instanceId)]));
+        const before = count();
+        if (!this.directory.apply(kind.registry)) return;
+        // Where this host's proxy sends each service's connections now, when that changed.
+        for (const [service, endpoints] of count()) {
+          if ((before.get(service) ?? []).join() !== endpoints.join()) this.log.info({ tenant, environment, service, endpoints }, 'mesh: endpoints changed');
+        }
         return;
+      }
       case 'revokedHosts':
         this.proxy?.revokeHosts(kind.revokedHosts.hosts);
         return;

@@ -48,6 +48,9 @@ export interface LocalInstances {
   targets(tenant: string, environment: string, service: string): Array<{ instanceId: string; address: string }>;
   /** The instance whose container connects from `address` on the environment's network, if any. */
   callerAt(tenant: string, environment: string, address: string): string | undefined;
+  /** The workload identity of whatever local instance connects from `address`, of any tenant: for
+   *  the log of a refusal. */
+  identityAt?(address: string): string | undefined;
 }
 
 /** The workload certificates of this host's instances (agent/workload-identities.ts). */
@@ -294,7 +297,7 @@ export class MeshProxy {
     const address = stripV4Mapped(socket.remoteAddress ?? '');
     const caller = this.opts.local.callerAt(target.tenant, environment, address);
     if (caller === undefined) {
-      this.refuse('outbound', 'unknown-caller', { peer: address, target: targetServerName(target) });
+      this.refuse('outbound', 'unknown-caller', { peer: address, caller: this.opts.local.identityAt?.(address) ?? 'no instance of this host', environment, target: targetServerName(target) });
       return void socket.destroy();
     }
     const identity = this.opts.identities.get(caller);

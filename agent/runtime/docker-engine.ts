@@ -2,6 +2,7 @@ import Modem from 'docker-modem';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { engineEvent, JsonLines, type EventHandlers, type EventSubscription } from './engine-events';
+import { lockPath, withFileLock } from './file-lock';
 
 /**
  * The agent's client of the Docker Engine API, over docker-modem's `dial` against the versioned
@@ -94,7 +95,10 @@ export class DockerEngine {
   /** ensureNetwork calls in flight, by name: concurrent callers in this process share one create. */
   private readonly networksInFlight = new Map<string, Promise<string>>();
 
+  private readonly socketPath: string;
+
   constructor(opts: { socketPath: string; logger?: Logger }) {
+    this.socketPath = opts.socketPath;
     // No modem timeout: a stop waits for the container's grace period and an import streams a
     // whole root filesystem; both would be cut by a blanket request timeout.
     this.modem = new Modem({ socketPath: opts.socketPath, version: DOCKER_API_VERSION });
@@ -170,15 +174,20 @@ export class DockerEngine {
    * IPAM subnet `options.subnet`, so that the engine's default address pools are not drawn from)
    * when missing. A network of that name whose labels differ from `labels` is refused rather than
    * joined: a per-environment network shared by mistake would break tenant isolation. Concurrent
-   * calls in this process share one create; a 409 from a create elsewhere (another agent on the
-   * same engine) is resolved by reading the network the winner created. A subnet that overlaps
+   * calls in this process share one create, and calls of processes on this machine take turns (a
+   * file lock per engine and name); a 409 from a create elsewhere is resolved by reading the
+   * network the winner created. Containers of the network cannot reach each other directly
+   * (enable_icc false): the host's proxy carries what they say to each other. A subnet that overlaps
    * another network's is refused by the engine (403 "Pool overlaps…"): the caller picks another.
    */
   ensureNetwork(name: string, labels: Record<string, string>, options: { subnet?: string } = {}): Promise<string> {
     checkSegment(name, 'network name');
     const pending = this.networksInFlight.get(name);
     if (pending !== undefined) return pending;
-    const work = this.ensureNetworkOnce(name, labels, options.subnet).finally(() => this.networksInFlight.delete(name));
+    // Across processes on this engine (the engine lets two creates of one name through): one at a time.
+    const work = withFileLock(lockPath(`network ${this.socketPath} ${name}`), () => this.ensureNetworkOnce(name, labels, options.subnet)).finally(() =>
+      this.networksInFlight.delete(name),
+    );
     this.networksInFlight.set(name, work);
     return work;
   }
@@ -400,6 +409,9 @@ export class DockerEngine {
           Driver: 'bridge',
           CheckDuplicate: true,
           Labels: labels,
+          // No traffic between the containers of a network: they reach each other through the
+          // host's proxy (on the gateway), which knows who is calling.
+          Options: { 'com.docker.network.bridge.enable_icc': 'false' },
           ...(subnet !== undefined ? { IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } } : {}),
         },
         ok: [201],

@@ -1,6 +1,6 @@
 # Sourced by scripts/dev and scripts/test: installs what Podium needs on a fresh Debian machine with
 # Node 20, idempotently (Debian's docker.io, busybox-static, apparmor, iproute2, curl; for the test
-# bed of scripts/lib/testbed.sh also util-linux's nsenter, flock and setsid, and iptables;
+# bed of scripts/lib/testbed.sh also util-linux's nsenter, flock and setsid, iptables and tcpdump;
 # PostgreSQL's server binaries; the npm packages), makes sure a Docker engine answers, and builds.
 # Safe to run again and again.
 # Sets PODIUM_STARTED_DOCKERD to the pid of a dockerd it started (empty when one was running).
@@ -22,6 +22,8 @@ podium_setup() {
   # setsid, and the root namespace's FORWARD rule for traffic between its hosts.
   { command -v nsenter && command -v flock && command -v setsid; } >/dev/null 2>&1 || need_pkgs+=(util-linux)
   command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
+  # The mesh's end-to-end test captures the traffic between the test bed's hosts.
+  command -v tcpdump >/dev/null 2>&1 || need_pkgs+=(tcpdump)
   # PostgreSQL's server binaries: the tests (and podium dev --postgres) start throwaway clusters of
   # their own with initdb and pg_ctl, on free loopback ports.
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)

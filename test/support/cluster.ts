@@ -19,6 +19,8 @@ import { PodApiClient } from '../../gen/podium/v1/pod_api';
 import type { ContainerSummary, DockerEngine } from '../../agent/runtime';
 import { TokenStore } from '../../gateway';
 import { createStoredJoinToken, inHost, issueClientCertificate, registerTestbedProcess } from '../../cli';
+import type { Authority } from '../../certs';
+import { withAuthority } from '../../cli/server-state';
 import { poll } from './poll';
 import { sharedTestbed, type TestHost, type TestTestbed } from './testbed';
 
@@ -39,7 +41,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 export interface ClusterOptions {
   hostTtl: string;
   heartbeat: string;
+  /** Each agent runs the host's proxy (on its test bed address) and an edge port (EDGE_PORT);
+   *  published endpoints are named under `<tenant>.example`. */
+  mesh?: boolean;
 }
+
+/** The agents' edge port (published endpoints), on each host's address, with ClusterOptions.mesh. */
+export const EDGE_PORT = 8443;
 
 /** A container as its host's engine shows it, with the agent host id whose engine that is. */
 export type HostContainer = ContainerSummary & { host: string };
@@ -54,11 +62,15 @@ export class Cluster {
   metricsPort = 0;
   /** A customer token of tenant acme. */
   token = '';
+  /** A customer token of tenant globex: another customer on the same hosts. */
+  globexToken = '';
   /** An admin token: the fleet (GET /v1/hosts) is not a customer's to see. */
   adminToken = '';
   /** One single-use join token per host, bound to its id. */
   private readonly joinTokens = new Map<string, string>();
   private bed: TestTestbed | undefined;
+  /** The platform's CA (its key too), read at start. */
+  ca: Authority | undefined;
   private readonly procs = new Map<string, ChildProcess>();
 
   /** `bringTestbed` gives the hosts: the run's shared test bed unless a caller brings its own. */
@@ -112,9 +124,13 @@ export class Cluster {
     this.metricsPort = await freePort();
     await issueClientCertificate(this.serverDir, 'podium.local', 'operator', 'admin', this.certsDir, 3600);
     await issueClientCertificate(this.serverDir, 'podium.local', 'gateway', 'gw', join(this.dir, 'gateway'), 3600);
+    // The platform's CA, for tests that sign what only a thief of its key could (read before the
+    // server holds the database).
+    this.ca = await withAuthority(this.serverDir, 'podium.local', async (_s, ca) => ca);
     for (const h of this.hosts) this.joinTokens.set(h, await createStoredJoinToken(this.serverDir, 'podium.local', 'agent', 3600_000, { hostId: h }));
     const tokens = await TokenStore.open(join(this.dir, 'gateway', 'tokens.db'));
     this.token = await tokens.create('acme', 'e2e');
+    this.globexToken = await tokens.create('globex', 'e2e-globex');
     this.adminToken = await tokens.create('default', 'e2e-admin', 'admin');
     await tokens.close();
     this.startServer();
@@ -132,7 +148,7 @@ export class Cluster {
     this.spawn('server', process.execPath, [
       BIN, 'server', '--data-dir', this.serverDir, '--listen', this.serverAddress,
       '--host-ttl', this.opts.hostTtl, '--heartbeat', this.opts.heartbeat, '--seed', '42',
-      '--metrics-listen', `127.0.0.1:${this.metricsPort}`,
+      '--metrics-listen', `127.0.0.1:${this.metricsPort}`, ...(this.opts.mesh ? ['--public-domain', 'example'] : []),
     ]);
   }
 
@@ -143,6 +159,7 @@ export class Cluster {
       process.execPath, BIN, 'agent', '--data-dir', join(this.dir, 'agents', host), '--server', this.serverAddress,
       '--host-id', host, '--pod', 'test', '--cpu-millis', '2000', '--memory-mib', '2048',
       '--docker-socket', at.dockerSocket, '--insecure-no-apparmor',
+      ...(this.opts.mesh ? ['--mesh-listen', `${at.address}:0`, '--edge-listen', `${at.address}:${EDGE_PORT}`] : []),
     ]);
     this.spawn(host, command, args, { PODIUM_JOIN_TOKEN: this.joinTokens.get(host) ?? '' });
   }
