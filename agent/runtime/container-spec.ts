@@ -75,6 +75,14 @@ const ENGINE_SOCKETS = /(docker|containerd|podman|crio)\.sock|\/run\/containerd|
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
+/** Writable paths a service may have: each is a mount and an AppArmor rule. */
+export const MAX_WRITABLE_PATHS = 16;
+/** Characters a writable path may hold: it is written into profile text and Docker's mount list. */
+const WRITABLE_PATH_CHARS = /^\/[A-Za-z0-9._/-]*$/;
+const MAX_PATH_LENGTH = 255;
+/** Kernel interfaces: Docker mounts them itself and the profile denies writes there; a tmpfs over
+ *  one (or a rule for it) would hide or loosen that. */
+const KERNEL_TREES = ['/proc', '/sys', '/dev'] as const;
 export class ContainerSpecError extends Error {
   constructor(message: string) {
     super(message);
@@ -256,6 +264,31 @@ function hostPart(hostId: string): string {
  *  their first 24 characters. */
 export function networkName(hostId: string, tenant: string, environment: string): string {
   return `podium-${namePart(hostId, 24)}-${namePart(tenant, 24)}-${namePart(environment, 24)}-${nameHash([hostId, tenant, environment])}`;
+}
+
+/** A writable path as it is mounted and written into a profile: without trailing slashes
+ *  ("/var/lib/data/" is "/var/lib/data"). */
+export function writablePath(raw: string): string {
+  return raw.replace(/\/+$/, '');
+}
+
+/** Why `raw` cannot be a path a service writes to, or null when it can: absolute, only the
+ *  characters of WRITABLE_PATH_CHARS, no empty, "." or ".." component, not "/" itself, and not
+ *  under /proc, /sys or /dev. One rule for the Pod API's validation, the container body and the
+ *  AppArmor profile. */
+export function writablePathProblem(raw: string): string | null {
+  if (raw.length > MAX_PATH_LENGTH) return `is longer than ${MAX_PATH_LENGTH} characters`;
+  if (!raw.startsWith('/')) return 'must be an absolute path (starting with "/")';
+  if (!WRITABLE_PATH_CHARS.test(raw)) return 'may hold only A-Z, a-z, 0-9, ".", "_", "-" and "/"';
+  const path = writablePath(raw);
+  if (path === '') return 'must not be "/": the whole filesystem would be writable';
+  const parts = path.split('/').slice(1);
+  if (parts.includes('')) return 'must not contain "//"';
+  if (parts.includes('.') || parts.includes('..')) return 'must not contain "." or ".." components';
+  for (const tree of KERNEL_TREES) {
+    if (path === tree || path.startsWith(`${tree}/`)) return `must not be under ${tree}: the kernel's interfaces are not a service's to write`;
+  }
+  return null;
 }
 
 /** A capability as Docker and AppArmor name it: upper case, without "CAP_" (" cap_chown" → "CHOWN"). */

@@ -11,6 +11,7 @@ export {
   ContainerSpecError,
   DEFAULT_PIDS_LIMIT,
   LABEL_ENVIRONMENT,
+  MAX_WRITABLE_PATHS,
   LABEL_HA_GROUP,
   LABEL_HOST,
   LABEL_INSTANCE,
@@ -21,6 +22,8 @@ export {
   containerName,
   networkName,
   normalizeCapabilities,
+  writablePath,
+  writablePathProblem,
 } from './container-spec';
 export type { ContainerBodyOptions, ContainerCreateBody } from './container-spec';
 export { AppArmorError, checkProfile, generateProfile, kernelAppArmor, loadProfile, profileName, unloadProfile } from './apparmor';
