@@ -92,6 +92,8 @@ export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Se
     ports: portsView(svc.spec.ports),
     capabilities: svc.spec.capabilities,
     allow: svc.spec.allowFrom.map((environment) => ({ environment })),
+    readOnlyRoot: svc.spec.readOnlyRoot,
+    writablePaths: svc.spec.writablePaths,
     environment: svc.environment,
     instances: instances.map((i) => ({
       id: i.id,
