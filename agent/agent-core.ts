@@ -265,9 +265,11 @@ export class AgentCore {
     if (!inst.beginCreating()) return;
     try {
       if (!(await this.engine.imageExists(spec.image))) throw new Error(`image ${spec.image} is not on this host and no registry is configured`);
-      // Profile checked by the real apparmor_parser; loaded and applied only where the kernel enforces it.
+      // The service's own profile, from what it needs (its writable paths under a read-only root,
+      // the capabilities Docker adds back); checked by the real apparmor_parser, loaded and
+      // applied only where the kernel enforces it.
       const profile = profileName(spec);
-      const text = generateProfile(profile, {});
+      const text = generateProfile(profile, { readOnlyRoot: spec.readOnlyRoot, writablePaths: spec.writablePaths, capabilities: spec.capabilities });
       await checkProfile(text);
       let applied: string | null = null;
       if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_ENFORCED) {

@@ -3,11 +3,13 @@
  * gateway in front of the real Pod API (on SQLite, or PostgreSQL with PODIUM_TEST_DATABASE).
  * A root filesystem is read-only unless the customer opts out, and GET says which; the writable
  * paths are plain absolute directories outside the kernel's trees, each once, and a bad one is a
- * 400 naming the field with nothing stored.
+ * 400 naming the field with nothing stored. The award carries both to the winning host.
  */
 import { strict as assert } from 'node:assert';
+import { poll } from '../support/poll';
 import { startGatewayHarness, type GatewayHarness } from '../support/gateway-harness';
 import { PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
+import type { ScriptedAgent } from '../support/scripted-agent';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = (res: Response): Promise<any> => res.json();
@@ -21,6 +23,7 @@ describe('gateway: service confinement (read-only root, writable paths) over RES
   let gw: GatewayHarness;
   let d: PodApiDriver;
   let token: string;
+  let agent: ScriptedAgent;
 
   before(async () => {
     h = await startPodApiHarness();
@@ -28,6 +31,7 @@ describe('gateway: service confinement (read-only root, writable paths) over RES
     d = new PodApiDriver(h);
     token = await gw.gateway.tokens.create('acme', 'acme-ci');
     assert.equal((await gw.request(token, '/v1/environments', post({ name: 'prod' }))).status, 200);
+    [agent] = (await d.fleet(1)) as [ScriptedAgent];
   });
 
   after(async () => {
@@ -61,14 +65,19 @@ describe('gateway: service confinement (read-only root, writable paths) over RES
     });
   });
 
-  it('a service that says nothing gets a read-only root, and GET says so', async () => {
+  const awardOf = (service: string) => poll(`the award of ${service}`, () => agent.messages('award').find((m) => m.award.spec?.service === service)?.award);
+
+  it('a service that says nothing gets a read-only root, and GET says so; the award carries it', async () => {
     assert.equal((await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'plain' }))).status, 200);
     const got = await json(await gw.request(token, '/v1/environments/prod/services/plain'));
     assert.equal(got.readOnlyRoot, true);
     assert.deepEqual(got.writablePaths, []);
+    const award = await awardOf('plain');
+    assert.equal(award.spec?.readOnlyRoot, true);
+    assert.deepEqual(award.spec?.writablePaths, []);
   });
 
-  it('stores writable paths without a trailing "/", in the order given', async () => {
+  it('stores writable paths without a trailing "/", in the order given, and carries them to the host', async () => {
     const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'db', writablePaths: ['/var/lib/data/', '/var/log/db'] }));
     assert.equal(res.status, 200, JSON.stringify(await res.clone().json()));
     const got = await json(await gw.request(token, '/v1/environments/prod/services/db'));
@@ -76,12 +85,16 @@ describe('gateway: service confinement (read-only root, writable paths) over RES
     assert.deepEqual(got.writablePaths, ['/var/lib/data', '/var/log/db']);
     const listed = (await json(await gw.request(token, '/v1/environments/prod/services'))).services.find((s: { name: string }) => s.name === 'db');
     assert.deepEqual([listed.readOnlyRoot, listed.writablePaths], [true, ['/var/lib/data', '/var/log/db']]);
+    const award = await awardOf('db');
+    assert.equal(award.spec?.readOnlyRoot, true);
+    assert.deepEqual(award.spec?.writablePaths, ['/var/lib/data', '/var/log/db']);
   });
 
-  it('readOnlyRoot false is an explicit opt-out: stored and shown in GET', async () => {
+  it('readOnlyRoot false is an explicit opt-out: stored, shown in GET and carried in the award', async () => {
     const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'legacy', readOnlyRoot: false }));
     assert.equal(res.status, 200, JSON.stringify(await res.clone().json()));
     const got = await json(await gw.request(token, '/v1/environments/prod/services/legacy'));
     assert.equal(got.readOnlyRoot, false);
+    assert.equal((await awardOf('legacy')).spec?.readOnlyRoot, false);
   });
 });

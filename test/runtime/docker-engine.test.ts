@@ -142,6 +142,8 @@ describe('runtime/docker-engine against the real Docker engine', function () {
       resources: { cpuMillis: 250, memoryMib: 64 },
       capabilities: [],
       haGroup: '',
+      readOnlyRoot: true,
+      writablePaths: [],
     };
     const network = networkName(hostId, spec.tenant, spec.environment);
     let id = '';
