@@ -32,10 +32,9 @@ import {
   checkProfile,
   containerBody,
   containerName,
-  generateProfile,
   loadProfile,
   networkName,
-  profileName,
+  serviceProfile,
 } from './runtime';
 import { formatIpv4Cidr, parseIpv4Cidr } from './subnet-pool';
 import type { SubnetPool } from './subnet-pool';
@@ -268,8 +267,7 @@ export class AgentCore {
       // The service's own profile, from what it needs (its writable paths under a read-only root,
       // the capabilities Docker adds back); checked by the real apparmor_parser, loaded and
       // applied only where the kernel enforces it.
-      const profile = profileName(spec);
-      const text = generateProfile(profile, { readOnlyRoot: spec.readOnlyRoot, writablePaths: spec.writablePaths, capabilities: spec.capabilities });
+      const { name: profile, text } = serviceProfile(spec);
       await checkProfile(text);
       let applied: string | null = null;
       if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_ENFORCED) {

@@ -184,6 +184,16 @@ export function generateProfile(name: string, opts: ProfileOptions = {}): string
   return lines.join('\n');
 }
 
+/** The profile of the service `spec` belongs to: its name (profileName) and its text, from what
+ *  the service needs (its root read-only or not, its writable paths, the capabilities Docker adds
+ *  back, which are then the only ones the profile grants). What the agent loads for an award. */
+export function serviceProfile(
+  spec: Pick<ContainerSpec, 'tenant' | 'environment' | 'service' | 'readOnlyRoot' | 'writablePaths' | 'capabilities'>,
+): { name: string; text: string } {
+  const name = profileName(spec);
+  return { name, text: generateProfile(name, { readOnlyRoot: spec.readOnlyRoot, writablePaths: spec.writablePaths, capabilities: spec.capabilities }) };
+}
+
 /** Compiles `text` with the real apparmor_parser without loading it (-Q: skip the kernel, -K: no
  *  cache write, -T: no cache read). Resolves when it compiles; otherwise throws an AppArmorError
  *  carrying the parser's output. Works on any kernel. */

@@ -26,7 +26,7 @@ export {
   writablePathProblem,
 } from './container-spec';
 export type { ContainerBodyOptions, ContainerCreateBody } from './container-spec';
-export { AppArmorError, checkProfile, generateProfile, kernelAppArmor, loadProfile, profileName, unloadProfile } from './apparmor';
+export { AppArmorError, checkProfile, generateProfile, kernelAppArmor, loadProfile, profileName, serviceProfile, unloadProfile } from './apparmor';
 export type { KernelAppArmor, ProfileOptions } from './apparmor';
 export { BUSYBOX_BINARY, BUSYBOX_IMAGE, busyboxRootfs, ensureBusyboxImage, isStaticElf } from './base-image';
 export { TarWriter } from './tar-writer';
