@@ -144,7 +144,9 @@ export interface ContainerCreateBody {
  *
  *  With `spec.readOnlyRoot` the root filesystem is read-only, with tmpfs scratch on /tmp and /run
  *  and a tmpfs on each of `spec.writablePaths` (empty at start: a tmpfs hides what the image has
- *  there). Their pages are charged to the container's memory limit, so each is sized to it. */
+ *  there). Their pages are charged to the container's memory limit, so each is sized to it.
+ *  Docker adds noexec to every tmpfs not given "exec" (checked on 20.10): what a service writes
+ *  there it cannot run. */
 export function containerBody(spec: ContainerSpec, opts: ContainerBodyOptions): ContainerCreateBody {
   checkSpec(spec);
   if (opts.hostId === '') throw new ContainerSpecError('hostId is empty');
