@@ -99,7 +99,7 @@ const CAPABILITY_PROBES: Record<PairService['capability'], Omit<NeedProbe, 'id' 
   },
   // A listening socket on a port below 1024 needs CAP_NET_BIND_SERVICE; without it bind(2) says EACCES.
   NET_BIND_SERVICE: {
-    command: `perl -MSocket -e 'socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n"; bind($s, pack_sockaddr_in(80, inet_aton("127.0.0.1"))) or die "bind: $!\n"; print "bound 80\n"'`,
+    command: `perl -MSocket -e 'socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\\n"; bind($s, pack_sockaddr_in(80, inet_aton("127.0.0.1"))) or die "bind: $!\\n"; print "bound 80\\n"'`,
     expect: /^bound 80$/,
     deniedErr: /bind: Permission denied/,
     logged: () => 'capname="net_bind_service"',
