@@ -33,10 +33,9 @@ import {
   checkProfile,
   containerBody,
   containerName,
-  generateProfile,
   loadProfile,
   networkName,
-  profileName,
+  serviceProfile,
 } from './runtime';
 import { formatIpv4Cidr, parseIpv4Cidr } from './subnet-pool';
 import type { SubnetPool } from './subnet-pool';
@@ -287,9 +286,10 @@ export class AgentCore {
     if (!inst.beginCreating()) return;
     try {
       if (!(await this.engine.imageExists(spec.image))) throw new Error(`image ${spec.image} is not on this host and no registry is configured`);
-      // Profile checked by the real apparmor_parser; loaded and applied only where the kernel enforces it.
-      const profile = profileName(spec);
-      const text = generateProfile(profile, {});
+      // The service's own profile, from what it needs (its writable paths under a read-only root,
+      // the capabilities Docker adds back); checked by the real apparmor_parser, loaded and
+      // applied only where the kernel enforces it.
+      const { name: profile, text } = serviceProfile(spec);
       await checkProfile(text);
       let applied: string | null = null;
       if (this.opts.apparmor === AppArmorMode.APP_ARMOR_MODE_ENFORCED) {

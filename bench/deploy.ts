@@ -65,6 +65,8 @@ async function timeCreates(c: Cluster, run: number, network: string, ids: string
       resources: SPEC.resources,
       capabilities: [],
       haGroup: '',
+      readOnlyRoot: true,
+      writablePaths: [],
     };
     const hostId = `bench${process.pid}`;
     const id = await engine.createContainer(containerName(spec, hostId), containerBody(spec, { hostId, network, apparmorProfile: null }));

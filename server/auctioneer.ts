@@ -398,5 +398,7 @@ function containerSpecOf(inst: InstanceRecord, svc: ServiceRecord): ContainerSpe
     resources: inst.resources,
     haGroup: inst.haGroup,
     capabilities: svc.spec.capabilities,
+    readOnlyRoot: svc.spec.readOnlyRoot,
+    writablePaths: svc.spec.writablePaths,
   };
 }

@@ -96,6 +96,8 @@ export function serviceView(svc: ServiceRecord, instances: InstanceRecord[]): Se
     capabilities: svc.spec.capabilities,
     allow: svc.spec.allowFrom.map((environment) => ({ environment })),
     expose: exposeView(svc.spec.expose),
+    readOnlyRoot: svc.spec.readOnlyRoot,
+    writablePaths: svc.spec.writablePaths,
     environment: svc.environment,
     instances: instances.map((i) => ({
       id: i.id,

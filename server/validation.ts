@@ -2,7 +2,7 @@
  * What a customer may ask for. Every rule names the field and the reason; all violations of a
  * request are reported together, and nothing is stored unless there are none.
  */
-import { ALLOWED_CAPABILITIES, capabilityName } from '../agent/runtime/container-spec';
+import { ALLOWED_CAPABILITIES, MAX_WRITABLE_PATHS, capabilityName, writablePath, writablePathProblem } from '../agent/runtime/container-spec';
 import { PlacementPolicy, PortProtocol, type Quota, type Service, type ServicePort } from '../gen/podium/v1/resources';
 import { assertNoViolations, type FieldViolation } from './errors';
 import { validateExpose, type ExposeInput } from './published-endpoints';
@@ -31,6 +31,7 @@ export const LIMITS = {
   maxCpuMillis: 256_000,
   maxPorts: 16,
   maxAllowRules: 16,
+  maxWritablePaths: MAX_WRITABLE_PATHS,
 } as const;
 
 export function nameViolation(field: string, value: string): FieldViolation | null {
@@ -82,6 +83,7 @@ export function validateService(s: Service | undefined): { name: string; spec: S
   const ports = validatePorts(s.ports, capabilities, push);
   const allowFrom = validateAllow(s.allow.map((a) => a.environment), push);
   const expose = validateExpose(s.expose, ports, push);
+  const writablePaths = validateWritablePaths(s.writablePaths, push);
   assertNoViolations(violations);
   return {
     name: s.name,
@@ -96,8 +98,27 @@ export function validateService(s: Service | undefined): { name: string; spec: S
       ports,
       capabilities,
       allowFrom,
+      // Absent is true: a service opts out of a read-only root, never into it.
+      readOnlyRoot: s.readOnlyRoot ?? true,
+      writablePaths,
     },
   };
+}
+
+/** Each a directory the agent may mount a tmpfs on and write into the service's AppArmor profile
+ *  (the agent's own rule, writablePathProblem); without trailing "/", each once, in the order given. */
+function validateWritablePaths(requested: readonly string[], push: (v: FieldViolation) => void): string[] {
+  if (requested.length > LIMITS.maxWritablePaths) push({ field: 'writablePaths', description: `has more than ${LIMITS.maxWritablePaths} paths` });
+  const seen = new Map<string, number>();
+  requested.forEach((raw, i) => {
+    const field = `writablePaths[${i}]`;
+    const problem = writablePathProblem(raw);
+    if (problem !== null) return push({ field, description: `${JSON.stringify(raw.slice(0, 60))} ${problem}` });
+    const path = writablePath(raw);
+    if (seen.has(path)) return push({ field, description: `duplicates writablePaths[${seen.get(path)}]` });
+    seen.set(path, i);
+  });
+  return [...seen.keys()];
 }
 
 /** Environment names, each once; the service's own is implied and so not a rule. */

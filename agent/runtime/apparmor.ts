@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerSpec } from '../../gen/podium/v1/agent';
-import { normalizeCapabilities } from './container-spec';
+import { normalizeCapabilities, writablePath, writablePathProblem } from './container-spec';
 import { nameHash, namePart } from './name-part';
 
 /**
@@ -42,7 +42,6 @@ export class AppArmorError extends Error {
 }
 
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
-const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
 /** A parser run that takes longer than this is stuck (a profile compiles in well under a second). */
 const PARSER_TIMEOUT_MS = 60_000;
 
@@ -83,9 +82,12 @@ export function profileName(spec: Pick<ContainerSpec, 'tenant' | 'environment' |
  */
 export function generateProfile(name: string, opts: ProfileOptions = {}): string {
   if (!PROFILE_NAME.test(name) || name === 'unconfined') throw new Error(`AppArmor profile name ${JSON.stringify(name)} is not allowed`);
+  // The same rule as the Pod API's and the container body's: what is written into the profile
+  // text is a plain absolute path, never "/" (which would make the root writable) nor a kernel tree.
   const writable = (opts.writablePaths ?? []).map((p) => {
-    if (!SAFE_PATH.test(p) || p.split('/').includes('..')) throw new Error(`writable path ${JSON.stringify(p)} is not allowed`);
-    return p.replace(/\/+$/, '');
+    const problem = writablePathProblem(p);
+    if (problem !== null) throw new Error(`writable path ${JSON.stringify(p)} is not allowed: it ${problem}`);
+    return writablePath(p);
   });
   const lines: string[] = [];
   const add = (...more: string[]): void => {
@@ -180,6 +182,16 @@ export function generateProfile(name: string, opts: ProfileOptions = {}): string
     '',
   );
   return lines.join('\n');
+}
+
+/** The profile of the service `spec` belongs to: its name (profileName) and its text, from what
+ *  the service needs (its root read-only or not, its writable paths, the capabilities Docker adds
+ *  back, which are then the only ones the profile grants). What the agent loads for an award. */
+export function serviceProfile(
+  spec: Pick<ContainerSpec, 'tenant' | 'environment' | 'service' | 'readOnlyRoot' | 'writablePaths' | 'capabilities'>,
+): { name: string; text: string } {
+  const name = profileName(spec);
+  return { name, text: generateProfile(name, { readOnlyRoot: spec.readOnlyRoot, writablePaths: spec.writablePaths, capabilities: spec.capabilities }) };
 }
 
 /** Compiles `text` with the real apparmor_parser without loading it (-Q: skip the kernel, -K: no

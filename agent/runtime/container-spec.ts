@@ -62,6 +62,8 @@ const KNOWN_SPEC_FIELDS: ReadonlySet<string> = new Set([
   'command',
   'resources',
   'capabilities',
+  'readOnlyRoot',
+  'writablePaths',
   // Placement only: it changes where a container runs, not how it is confined.
   'haGroup',
 ]);
@@ -74,6 +76,17 @@ const ENGINE_SOCKETS = /(docker|containerd|podman|crio)\.sock|\/run\/containerd|
 
 const PROFILE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
+/** Writable paths a service may have: each is a mount and an AppArmor rule. */
+export const MAX_WRITABLE_PATHS = 16;
+/** Characters a writable path may hold: it is written into profile text and Docker's mount list. */
+const WRITABLE_PATH_CHARS = /^\/[A-Za-z0-9._/-]*$/;
+const MAX_PATH_LENGTH = 255;
+/** Kernel interfaces: Docker mounts them itself and the profile denies writes there; a tmpfs over
+ *  one (or a rule for it) would hide or loosen that. */
+const KERNEL_TREES = ['/proc', '/sys', '/dev'] as const;
+/** Scratch space every read-only root gets: tmpfs bounded in size, /run without exec. */
+const SCRATCH_TMPFS: Readonly<Record<string, string>> = { '/tmp': 'rw,nosuid,nodev,size=64m', '/run': 'rw,nosuid,nodev,noexec,size=16m' };
 
 export class ContainerSpecError extends Error {
   constructor(message: string) {
@@ -89,8 +102,6 @@ export interface ContainerBodyOptions {
   /** AppArmor profile to ask Docker for, or null where the kernel has none. */
   apparmorProfile: string | null;
   pidsLimit?: number;
-  /** Read-only root filesystem with tmpfs on /tmp and /run, where the service type allows it. */
-  readOnlyRoot?: boolean;
   /** Environment variables the agent gives the container (the mesh's <SERVICE>_HOST/_PORT). */
   env?: Record<string, string>;
 }
@@ -129,7 +140,13 @@ export interface ContainerCreateBody {
 
 /** Builds the create body for `spec` on host `opts.hostId`. Throws ContainerSpecError when the spec
  *  or the options would weaken the container's confinement; never returns a body that fails
- *  assertConfined. */
+ *  assertConfined(body, spec).
+ *
+ *  With `spec.readOnlyRoot` the root filesystem is read-only, with tmpfs scratch on /tmp and /run
+ *  and a tmpfs on each of `spec.writablePaths` (empty at start: a tmpfs hides what the image has
+ *  there). Their pages are charged to the container's memory limit, so each is sized to it.
+ *  Docker adds noexec to every tmpfs not given "exec" (checked on 20.10): what a service writes
+ *  there it cannot run. */
 export function containerBody(spec: ContainerSpec, opts: ContainerBodyOptions): ContainerCreateBody {
   checkSpec(spec);
   if (opts.hostId === '') throw new ContainerSpecError('hostId is empty');
@@ -169,7 +186,7 @@ export function containerBody(spec: ContainerSpec, opts: ContainerBodyOptions): 
       RestartPolicy: { Name: 'no' },
       // A minimal init as PID 1 reaps zombies and forwards signals for images that lack one.
       Init: true,
-      ReadonlyRootfs: opts.readOnlyRoot === true,
+      ReadonlyRootfs: spec.readOnlyRoot,
       IpcMode: 'private',
       // Its own cgroup namespace: the container sees its cgroup as "/", not the host's layout.
       CgroupnsMode: 'private',
@@ -185,21 +202,26 @@ export function containerBody(spec: ContainerSpec, opts: ContainerBodyOptions): 
     if (v.includes('\0')) throw new ContainerSpecError(`environment variable ${k} contains a NUL character`);
   }
   if (env.length > 0) body.Env = env.map(([k, v]) => `${k}=${v}`);
-  if (opts.readOnlyRoot === true) {
-    body.HostConfig.Tmpfs = { '/tmp': 'rw,nosuid,nodev,size=64m', '/run': 'rw,nosuid,nodev,noexec,size=16m' };
+  if (spec.readOnlyRoot) {
+    const tmpfs: Record<string, string> = { ...SCRATCH_TMPFS };
+    // A writable path that is scratch already (/tmp) keeps the scratch mount.
+    for (const p of spec.writablePaths.map(writablePath)) tmpfs[p] ??= `rw,nosuid,nodev,size=${resources.memoryMib}m`;
+    body.HostConfig.Tmpfs = tmpfs;
   }
-  assertConfined(body);
+  assertConfined(body, spec);
   return body;
 }
 
 /**
  * Throws unless `body` keeps the container confined: not privileged, all capabilities dropped and
  * only allowed ones added, no-new-privileges on, seccomp not disabled, AppArmor not "unconfined",
- * memory/CPU/pids limits set, not on the host's (or any shared) network or namespaces, and nothing
- * of the host mounted (the Docker socket above all). For any code that edits a body after
- * containerBody built it.
+ * memory/CPU/pids limits set, not on the host's (or any shared) network or namespaces, nothing
+ * of the host mounted (the Docker socket above all), and every tmpfs nosuid, nodev and bounded,
+ * on scratch space or a path a service may write. Given the spec it was built for, also that the
+ * root is read-only when the spec asked for that, and that each tmpfs outside the scratch space is
+ * one of the spec's writable paths. For any code that edits a body after containerBody built it.
  */
-export function assertConfined(body: ContainerCreateBody): void {
+export function assertConfined(body: ContainerCreateBody, spec?: Pick<ContainerSpec, 'readOnlyRoot' | 'writablePaths'>): void {
   const h = body.HostConfig;
   const fail = (why: string): never => {
     throw new ContainerSpecError(`refusing container body: ${why}`);
@@ -221,6 +243,17 @@ export function assertConfined(body: ContainerCreateBody): void {
   if (h.PidMode !== undefined && h.PidMode !== '') fail(`pid mode ${h.PidMode}`);
   if (h.UsernsMode !== undefined && h.UsernsMode !== '') fail(`userns mode ${h.UsernsMode}`);
   if (h.IpcMode !== 'private') fail(`ipc mode ${h.IpcMode}`);
+  if (spec?.readOnlyRoot === true && h.ReadonlyRootfs !== true) fail('the spec asks for a read-only root and the body has a writable one');
+  const asked = new Set((spec?.writablePaths ?? []).map(writablePath));
+  for (const [path, options] of Object.entries(h.Tmpfs ?? {})) {
+    const flags = options.split(',');
+    if (!flags.includes('nosuid') || !flags.includes('nodev')) fail(`tmpfs ${path} (${options}) is not nosuid,nodev`);
+    if (!flags.some((f) => /^size=[1-9][0-9]*[kmg]$/.test(f))) fail(`tmpfs ${path} (${options}) has no size limit`);
+    if (path in SCRATCH_TMPFS) continue;
+    const problem = writablePathProblem(path);
+    if (problem !== null) fail(`tmpfs ${path}: ${problem}`);
+    if (spec !== undefined && !asked.has(path)) fail(`tmpfs ${path} is not one of the spec's writable paths`);
+  }
   for (const key of ['Binds', 'Mounts', 'Devices', 'VolumesFrom'] as const) {
     const value = h[key];
     if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) continue;
@@ -256,6 +289,31 @@ function hostPart(hostId: string): string {
  *  their first 24 characters. */
 export function networkName(hostId: string, tenant: string, environment: string): string {
   return `podium-${namePart(hostId, 24)}-${namePart(tenant, 24)}-${namePart(environment, 24)}-${nameHash([hostId, tenant, environment])}`;
+}
+
+/** A writable path as it is mounted and written into a profile: without trailing slashes
+ *  ("/var/lib/data/" is "/var/lib/data"). */
+export function writablePath(raw: string): string {
+  return raw.replace(/\/+$/, '');
+}
+
+/** Why `raw` cannot be a path a service writes to, or null when it can: absolute, only the
+ *  characters of WRITABLE_PATH_CHARS, no empty, "." or ".." component, not "/" itself, and not
+ *  under /proc, /sys or /dev. One rule for the Pod API's validation, the container body and the
+ *  AppArmor profile. */
+export function writablePathProblem(raw: string): string | null {
+  if (raw.length > MAX_PATH_LENGTH) return `is longer than ${MAX_PATH_LENGTH} characters`;
+  if (!raw.startsWith('/')) return 'must be an absolute path (starting with "/")';
+  if (!WRITABLE_PATH_CHARS.test(raw)) return 'may hold only A-Z, a-z, 0-9, ".", "_", "-" and "/"';
+  const path = writablePath(raw);
+  if (path === '') return 'must not be "/": the whole filesystem would be writable';
+  const parts = path.split('/').slice(1);
+  if (parts.includes('')) return 'must not contain "//"';
+  if (parts.includes('.') || parts.includes('..')) return 'must not contain "." or ".." components';
+  for (const tree of KERNEL_TREES) {
+    if (path === tree || path.startsWith(`${tree}/`)) return `must not be under ${tree}: the kernel's interfaces are not a service's to write`;
+  }
+  return null;
 }
 
 /** A capability as Docker and AppArmor name it: upper case, without "CAP_" (" cap_chown" → "CHOWN"). */
@@ -298,6 +356,16 @@ function checkSpec(spec: ContainerSpec): void {
     throw new ContainerSpecError(`memoryMib must be an integer of at least ${MIN_MEMORY_MIB}, got ${r.memoryMib}`);
   }
   if (!Array.isArray(spec.capabilities)) throw new ContainerSpecError('capabilities must be a list');
+  if (typeof spec.readOnlyRoot !== 'boolean') throw new ContainerSpecError('readOnlyRoot must be true or false');
+  if (!Array.isArray(spec.writablePaths)) throw new ContainerSpecError('writablePaths must be a list');
+  if (spec.writablePaths.length > MAX_WRITABLE_PATHS) throw new ContainerSpecError(`more than ${MAX_WRITABLE_PATHS} writable paths`);
+  const seen = new Set<string>();
+  for (const raw of spec.writablePaths) {
+    const problem = typeof raw === 'string' ? writablePathProblem(raw) : 'is not a string';
+    if (problem !== null) throw new ContainerSpecError(`writable path ${JSON.stringify(raw)} ${problem}`);
+    if (seen.has(writablePath(raw))) throw new ContainerSpecError(`writable path ${JSON.stringify(raw)} is given twice`);
+    seen.add(writablePath(raw));
+  }
 }
 
 function checkNetwork(network: string): void {

@@ -11,6 +11,7 @@ export {
   ContainerSpecError,
   DEFAULT_PIDS_LIMIT,
   LABEL_ENVIRONMENT,
+  MAX_WRITABLE_PATHS,
   LABEL_HA_GROUP,
   LABEL_HOST,
   LABEL_INSTANCE,
@@ -21,9 +22,11 @@ export {
   containerName,
   networkName,
   normalizeCapabilities,
+  writablePath,
+  writablePathProblem,
 } from './container-spec';
 export type { ContainerBodyOptions, ContainerCreateBody } from './container-spec';
-export { AppArmorError, checkProfile, generateProfile, kernelAppArmor, loadProfile, profileName, unloadProfile } from './apparmor';
+export { AppArmorError, checkProfile, generateProfile, kernelAppArmor, loadProfile, profileName, serviceProfile, unloadProfile } from './apparmor';
 export type { KernelAppArmor, ProfileOptions } from './apparmor';
 export { BUSYBOX_BINARY, BUSYBOX_IMAGE, busyboxRootfs, ensureBusyboxImage, isStaticElf } from './base-image';
 export { TarWriter } from './tar-writer';

@@ -32,6 +32,10 @@ export interface ServiceSpec {
   capabilities: string[];
   /** Other environments of the tenant whose services may reach it, sorted. */
   allowFrom: string[];
+  /** Read-only root filesystem (true unless the customer opted out). */
+  readOnlyRoot: boolean;
+  /** Absolute directories its containers write to, without trailing "/", as given otherwise. */
+  writablePaths: string[];
   /** Its published endpoint, if any (published-endpoints.ts). */
   expose?: ExposeSpec;
 }

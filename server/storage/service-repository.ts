@@ -10,9 +10,18 @@ interface ServiceRow {
 }
 
 function fromRow(r: ServiceRow): ServiceRecord {
-  // Specs stored before placement policies, ports, capabilities and allow rules existed are
-  // spread, the default, with none of the others.
-  const spec = { placement: 'spread', ports: [], capabilities: [], allowFrom: [], ...(JSON.parse(r.spec) as Partial<ServiceSpec>) } as ServiceSpec;
+  // Specs stored before placement policies, ports, capabilities, allow rules and confinement
+  // options existed are spread, the default, with none of the others; and read-only-root, as a
+  // service that does not say otherwise is now (so such a service gets it when next placed).
+  const spec = {
+    placement: 'spread',
+    ports: [],
+    capabilities: [],
+    allowFrom: [],
+    readOnlyRoot: true,
+    writablePaths: [],
+    ...(JSON.parse(r.spec) as Partial<ServiceSpec>),
+  } as ServiceSpec;
   return { tenant: r.tenant, environment: r.environment, name: r.name, spec, createdAt: r.created_at };
 }
 

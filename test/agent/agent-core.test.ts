@@ -9,7 +9,7 @@ import { AppArmorMode, InstanceState } from '../../gen/podium/v1/resources';
 import { AgentCore } from '../../agent/agent-core';
 import { AgentMetrics } from '../../agent/metrics';
 import { SubnetPool } from '../../agent/subnet-pool';
-import { containerBody, containerName, networkName } from '../../agent/runtime';
+import { containerBody, containerName, kernelAppArmor, networkName } from '../../agent/runtime';
 import { poll } from '../support/poll';
 import { FakeEngine, statuses } from './fake-engine';
 import { testAuthority } from '../certs/helpers';
@@ -29,6 +29,8 @@ function spec(instanceId: string, over: Partial<ContainerSpec> = {}): ContainerS
     resources: { cpuMillis: 100, memoryMib: 32 },
     capabilities: [],
     haGroup: '',
+    readOnlyRoot: true,
+    writablePaths: [],
     ...over,
   };
 }
@@ -44,13 +46,13 @@ describe('agent core with a scripted engine', function () {
   let core: AgentCore;
   let outbox: AgentMessage[];
 
-  function makeCore(watchIntervalMs = 3_600_000): AgentCore {
+  function makeCore(watchIntervalMs = 3_600_000, apparmor = AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE): AgentCore {
     return new AgentCore(
       engine,
       {
         hostId: HOST,
         capacity: { cpuMillis: 1000, memoryMib: 1024 },
-        apparmor: AppArmorMode.APP_ARMOR_MODE_UNAVAILABLE_INSECURE,
+        apparmor,
         subnetPool: SubnetPool.parse('10.210.0.0/16', 26),
         watchIntervalMs,
         caPem,
@@ -209,6 +211,39 @@ describe('agent core with a scripted engine', function () {
     assert.equal(statuses(outbox, 'i-2').at(-1)?.state, FAILED);
     assert.match(statuses(outbox, 'i-2').at(-1)!.message, /the name is taken by a container of host "h-elsewhere", instance "i-2"/);
     assert.ok(engine.containers.has(foreign), "another host's container is left alone");
+  });
+
+  it('creates each service\'s container from its own needs: a read-only root (or not), a tmpfs on each of its writable paths', async () => {
+    await award(spec('i-db', { service: 'db', writablePaths: ['/var/lib/data'], capabilities: ['CHOWN'] }));
+    await award(spec('i-web', { service: 'www', writablePaths: ['/srv/www'], capabilities: ['NET_BIND_SERVICE'] }));
+    await award(spec('i-legacy', { service: 'legacy', readOnlyRoot: false, writablePaths: ['/var/lib/data'] }));
+    for (const id of ['i-db', 'i-web', 'i-legacy']) assert.equal(statuses(outbox, id).at(-1)?.state, RUNNING, id);
+    const db = containerOf('i-db').hostConfig;
+    const web = containerOf('i-web').hostConfig;
+    assert.equal(db.ReadonlyRootfs, true);
+    assert.deepEqual(Object.keys(db.Tmpfs as object).sort(), ['/run', '/tmp', '/var/lib/data']);
+    assert.deepEqual(db.CapAdd, ['CHOWN']);
+    assert.equal(web.ReadonlyRootfs, true);
+    assert.deepEqual(Object.keys(web.Tmpfs as object).sort(), ['/run', '/srv/www', '/tmp']);
+    assert.deepEqual(web.CapAdd, ['NET_BIND_SERVICE']);
+    const legacy = containerOf('i-legacy').hostConfig;
+    assert.equal(legacy.ReadonlyRootfs, false);
+    assert.equal(legacy.Tmpfs, undefined);
+    for (const h of [db, web, legacy]) {
+      assert.deepEqual(h.CapDrop, ['ALL']);
+      assert.deepEqual(h.SecurityOpt, ['no-new-privileges:true'], 'no apparmor= on a host whose kernel has none (insecure mode)');
+    }
+  });
+
+  it('an agent that says its kernel enforces AppArmor but cannot load the profile fails the award, never runs it unconfined', async function () {
+    if (kernelAppArmor().enabled) this.skip(); // the check needs a kernel without AppArmor
+    core.stop();
+    core = makeCore(3_600_000, AppArmorMode.APP_ARMOR_MODE_ENFORCED);
+    await core.start();
+    await award(spec('i-1'));
+    assert.deepEqual(statuses(outbox, 'i-1').map((s) => s.state), [FAILED]);
+    assert.match(statuses(outbox, 'i-1')[0]!.message, /cannot load an AppArmor profile/);
+    assert.deepEqual(engine.containersOf('i-1'), [], 'no container was made');
   });
 
   it('bids from its instances, and declines a lot that does not fit naming the dimension', async () => {

@@ -138,6 +138,8 @@ describe('environment networks on the real engine', function () {
       resources: { cpuMillis: 10, memoryMib: 16 },
       capabilities: [],
       haGroup: '',
+      readOnlyRoot: true,
+      writablePaths: [],
     };
     await nets.withNetwork('acme', 'used', (network) =>
       engine.createContainer(containerName(spec, hostId), containerBody(spec, { hostId, network, apparmorProfile: null })),

@@ -42,6 +42,8 @@ export interface FakeContainer {
   network: string;
   nanoCpus: number;
   memory: number;
+  /** The HostConfig of the create body, as sent. */
+  hostConfig: Record<string, unknown>;
 }
 
 interface FakeNetwork extends NetworkSummary {
@@ -138,6 +140,7 @@ export class FakeEngine {
       network: body.HostConfig.NetworkMode,
       nanoCpus: body.HostConfig.NanoCpus,
       memory: body.HostConfig.Memory,
+      hostConfig: structuredClone(body.HostConfig),
     });
     this.emit(id, 'create');
     return id;

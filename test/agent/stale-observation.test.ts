@@ -29,6 +29,8 @@ function spec(instanceId: string): ContainerSpec {
     resources: { cpuMillis: 100, memoryMib: 32 },
     capabilities: [],
     haGroup: '',
+    readOnlyRoot: true,
+    writablePaths: [],
   };
 }
 

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkProfile, generateProfile, kernelAppArmor, profileName } from '../../agent/runtime';
-import { ALLOWED, ATTR_PROBE, DENIED, TCP_PROBE, guestScript } from './guest-script';
+import type { ContainerSpec } from '../../gen/podium/v1/agent';
+import { checkProfile, generateProfile, kernelAppArmor, profileName, serviceProfile } from '../../agent/runtime';
+import { ALLOWED, ATTR_PROBE, DENIED, NEED_PROBES, PAIR, TCP_PROBE, guestScript, pairOp, pairProfileFile, type PairService } from './guest-script';
 import { VM_CACHE, bootVm, buildVm, readOp, tail, type Op } from './vm';
 
 /**
@@ -14,7 +15,9 @@ import { VM_CACHE, bootVm, buildVm, readOp, tail, type Op } from './vm';
  * apparmor_parser -r, and operations run under `aa-exec -p <profile>` and unconfined; this file
  * checks, from what the guest wrote back over the 9p share, that the profile denied exactly what
  * it must (EACCES, with an apparmor="DENIED" line naming the profile in the kernel log), that
- * root without it could do the same, and that what a service needs stays allowed.
+ * root without it could do the same, and that what a service needs stays allowed. Then two services'
+ * profiles, made as the agent makes them for an award (serviceProfile), are loaded side by side:
+ * each may write its own writable path and use its own capability, and is denied the other's.
  */
 describe('AppArmor: generated profiles enforced by a kernel with AppArmor (qemu VM)', function () {
   // A cold build (apt-get install, debootstrap) takes about a minute here; allow for slow CI.
@@ -22,6 +25,17 @@ describe('AppArmor: generated profiles enforced by a kernel with AppArmor (qemu 
 
   const spec = { tenant: 'Acme Corp', environment: 'prod', service: 'web' };
   const name = profileName(spec);
+  // Two services of another environment: a database that writes its data and chowns it, a web
+  // server that writes its document root and listens on port 80. Read-only roots both.
+  const pairSpec = (s: PairService): Pick<ContainerSpec, 'tenant' | 'environment' | 'service' | 'readOnlyRoot' | 'writablePaths' | 'capabilities'> => ({
+    tenant: 'Acme Corp',
+    environment: 'shop',
+    service: s.key,
+    readOnlyRoot: true,
+    writablePaths: [s.writablePath],
+    capabilities: [s.capability],
+  });
+  const pairProfiles = Object.fromEntries(PAIR.map((s) => [s.key, serviceProfile(pairSpec(s))])) as Record<PairService['key'], { name: string; text: string }>;
   let share = '';
   let out = '';
   let dmesg: string[] = [];
@@ -40,7 +54,11 @@ describe('AppArmor: generated profiles enforced by a kernel with AppArmor (qemu 
 
     share = mkdtempSync(join(tmpdir(), 'podium-apparmor-vm-'));
     writeFileSync(join(share, 'profile'), profile);
-    writeFileSync(join(share, 'run.sh'), guestScript(name));
+    for (const s of PAIR) {
+      await checkProfile(pairProfiles[s.key].text);
+      writeFileSync(join(share, pairProfileFile(s.key)), pairProfiles[s.key].text);
+    }
+    writeFileSync(join(share, 'run.sh'), guestScript(name, { db: pairProfiles.db.name, web: pairProfiles.web.name }));
     const booted = await bootVm(share);
     consoleText = booted.output;
     process.stderr.write(`      (apparmor VM in ${VM_CACHE}: build check ${built.seconds.toFixed(1)} s, boot and run ${booted.seconds.toFixed(1)} s)\n`);
@@ -143,5 +161,53 @@ describe('AppArmor: generated profiles enforced by a kernel with AppArmor (qemu 
     const expected = DENIED.map((p) => p.logged);
     const unexpected = denied.filter((l) => !expected.some((f) => l.includes(f)));
     assert.deepEqual(unexpected, [], 'denials no probe expected');
+  });
+
+  describe('two services, each with its own profile from its own needs', () => {
+    const denialsOf = (profile: string): string[] => dmesg.filter((l) => l.includes('apparmor="DENIED"') && l.includes(`profile="${profile}"`));
+    const pairOpOf = (who: string, probe: string): Op => readOp(join(out, 'ops'), pairOp(who, probe));
+
+    it('loads both profiles side by side, each under its own name in enforce mode', () => {
+      assert.notEqual(pairProfiles.db.name, pairProfiles.web.name);
+      const loaded = file('profiles.pair').split('\n');
+      for (const s of PAIR) {
+        assert.equal(file(`load.${s.key}.rc`).trim(), '0', `apparmor_parser -r ${pairProfileFile(s.key)} failed:\n${file(`load.${s.key}.out`)}`);
+        assert.ok(loaded.includes(`${pairProfiles[s.key].name} (enforce)`), `${pairProfiles[s.key].name} (enforce) is not among the loaded profiles:\n${loaded.join('\n')}`);
+      }
+      assert.ok(loaded.includes(`${name} (enforce)`), 'the first profile is still loaded');
+    });
+
+    for (const s of PAIR) {
+      const profile = (): string => pairProfiles[s.key].name;
+      for (const probe of NEED_PROBES) {
+        if (probe.owner === s.key) {
+          it(`${s.key} may ${probe.what}`, () => {
+            const o = pairOpOf(s.key, probe.id);
+            assert.equal(o.rc, 0, `under ${s.key}'s profile, "${probe.what}" failed: ${show(o)}`);
+            assert.match(o.out.trim(), probe.expect, show(o));
+            assert.equal(o.err, '', show(o));
+            assert.deepEqual(denialsOf(profile()).filter((l) => l.includes(probe.logged(s.key))), [], 'a denial for what it may do');
+          });
+        } else {
+          it(`${s.key} is denied: ${probe.what} (fails as the kernel refuses it, logged as DENIED for ${s.key}'s profile; unconfined root may)`, () => {
+            const o = pairOpOf(s.key, probe.id);
+            assert.notEqual(o.rc, 0, `under ${s.key}'s profile, "${probe.what}" succeeded: ${show(o)}`);
+            assert.match(o.err, probe.deniedErr, `under ${s.key}'s profile, "${probe.what}" failed otherwise: ${show(o)}`);
+            const unconfined = pairOpOf('unconfined', probe.id);
+            assert.equal(unconfined.rc, 0, `unconfined root could not "${probe.what}" either, so the denial proves nothing: ${show(unconfined)}`);
+            const lines = denialsOf(profile()).filter((l) => l.includes(probe.logged(s.key)));
+            assert.ok(lines.length > 0, `no apparmor="DENIED" line with profile="${profile()}" and ${probe.logged(s.key)} in the guest's kernel log`);
+          });
+        }
+      }
+    }
+
+    it("logs no denial for either profile but the other service's needs", () => {
+      for (const s of PAIR) {
+        const expected = NEED_PROBES.filter((p) => p.owner !== s.key).map((p) => p.logged(s.key));
+        const unexpected = denialsOf(pairProfiles[s.key].name).filter((l) => !expected.some((f) => l.includes(f)));
+        assert.deepEqual(unexpected, [], `denials of ${s.key}'s profile that no probe expected`);
+      }
+    });
   });
 });

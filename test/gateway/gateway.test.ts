@@ -104,6 +104,11 @@ describe('gateway', function () {
         ports: [],
         capabilities: [],
         allow: [],
+        // Not given: the Pod API makes it true (an optional field, so "absent" reaches it as such).
+        readOnlyRoot: undefined,
+        writablePaths: [],
+        // Not published.
+        expose: undefined,
         createTime: undefined,
       });
       // proto3 JSON out: camelCase, enums by name, timestamps RFC 3339, defaults emitted.
@@ -116,6 +121,7 @@ describe('gateway', function () {
         ports: [],
         capabilities: [],
         allow: [],
+        writablePaths: [],
         createTime: '2024-05-01T12:00:00.000Z',
       });
     });

@@ -94,6 +94,28 @@ describe('runtime/apparmor', function () {
       await checkProfile(generateProfile(name, { capabilities: [] }));
     });
 
+    it("two services' profiles differ by what each needs: its own name, writable paths and capabilities, not the other's", async () => {
+      const dbName = profileName({ tenant: 'acme', environment: 'prod', service: 'db' });
+      const db = generateProfile(dbName, { readOnlyRoot: true, writablePaths: ['/var/lib/data'], capabilities: ['CHOWN'] });
+      const web = generateProfile(name, { readOnlyRoot: true, writablePaths: ['/srv/www'], capabilities: ['NET_BIND_SERVICE'] });
+      await checkProfile(db);
+      await checkProfile(web);
+      assert.notEqual(dbName, name);
+      assert.ok(db.includes(`\nprofile ${dbName} `) && web.includes(`\nprofile ${name} `));
+      assert.ok(db.includes('  /var/lib/data/{,**} rwlk,\n') && !db.includes('/srv/www'), 'db writes its data, not the web root');
+      assert.ok(web.includes('  /srv/www/{,**} rwlk,\n') && !web.includes('/var/lib/data'), 'web writes its root, not the data');
+      assert.ok(db.includes('  capability chown,\n') && !db.includes('net_bind_service'));
+      assert.ok(web.includes('  capability net_bind_service,\n') && !web.includes('chown'));
+      // Peers are each profile's own: the other service is not a peer for signals, ptrace or sockets.
+      assert.ok(!db.includes(name) && !web.includes(dbName));
+    });
+
+    it('refuses writable paths that would open the root or a kernel tree, whatever the caller checked', () => {
+      for (const p of ['/', '//', '/proc', '/proc/sys/kernel', '/sys/fs/cgroup', '/dev', '/a//b', '/a/./b', 'relative']) {
+        assert.throws(() => generateProfile(name, { readOnlyRoot: true, writablePaths: [p] }), /not allowed/, p);
+      }
+    });
+
     it('a broken profile fails with the parser\'s own message', async () => {
       const broken = generateProfile(name).replace('  deny mount,', '  deny mount frobnicate everything,');
       await assert.rejects(checkProfile(broken), (err: unknown) => {

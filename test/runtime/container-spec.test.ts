@@ -21,6 +21,8 @@ function spec(over: Partial<ContainerSpec> = {}): ContainerSpec {
     resources: { cpuMillis: 250, memoryMib: 64 },
     capabilities: [],
     haGroup: '',
+    readOnlyRoot: false,
+    writablePaths: [],
     ...over,
   };
 }
@@ -105,10 +107,76 @@ describe('runtime/container-spec: containerBody', () => {
     }
   });
 
-  it('makes the root read-only with scratch tmpfs when asked', () => {
-    const body = containerBody(spec(), { ...opts, readOnlyRoot: true });
+  it('makes the root read-only with scratch tmpfs when the spec asks', () => {
+    const body = containerBody(spec({ readOnlyRoot: true }), opts);
     assert.equal(body.HostConfig.ReadonlyRootfs, true);
-    assert.deepEqual(Object.keys(body.HostConfig.Tmpfs ?? {}).sort(), ['/run', '/tmp']);
+    assert.deepEqual(body.HostConfig.Tmpfs, { '/tmp': 'rw,nosuid,nodev,size=64m', '/run': 'rw,nosuid,nodev,noexec,size=16m' });
+  });
+
+  it("gives each service a tmpfs on its own writable paths under a read-only root, sized to its memory", () => {
+    const db = containerBody(spec({ service: 'db', readOnlyRoot: true, writablePaths: ['/var/lib/data/'], resources: { cpuMillis: 250, memoryMib: 256 } }), opts);
+    const web = containerBody(spec({ service: 'web', readOnlyRoot: true, writablePaths: ['/srv/www', '/var/cache/web'] }), opts);
+    assert.deepEqual(db.HostConfig.Tmpfs, {
+      '/tmp': 'rw,nosuid,nodev,size=64m',
+      '/run': 'rw,nosuid,nodev,noexec,size=16m',
+      '/var/lib/data': 'rw,nosuid,nodev,size=256m',
+    });
+    assert.deepEqual(web.HostConfig.Tmpfs, {
+      '/tmp': 'rw,nosuid,nodev,size=64m',
+      '/run': 'rw,nosuid,nodev,noexec,size=16m',
+      '/srv/www': 'rw,nosuid,nodev,size=64m',
+      '/var/cache/web': 'rw,nosuid,nodev,size=64m',
+    });
+    // A writable path that is scratch space already keeps the scratch mount.
+    assert.equal(containerBody(spec({ readOnlyRoot: true, writablePaths: ['/tmp'] }), opts).HostConfig.Tmpfs?.['/tmp'], 'rw,nosuid,nodev,size=64m');
+  });
+
+  it('mounts nothing for writable paths under a writable root (the opt-out): the container layer is writable', () => {
+    const body = containerBody(spec({ readOnlyRoot: false, writablePaths: ['/var/lib/data'] }), opts);
+    assert.equal(body.HostConfig.ReadonlyRootfs, false);
+    assert.equal(body.HostConfig.Tmpfs, undefined);
+  });
+
+  it('refuses writable paths that are not plain absolute directories of the container', () => {
+    const bad: Array<[string[], RegExp]> = [
+      [['/'], /must not be "\/"/],
+      [['///'], /must not be "\/"/],
+      [['var/lib'], /absolute/],
+      [['/proc/sys'], /under \/proc/],
+      [['/sys'], /under \/sys/],
+      [['/dev/shm'], /under \/dev/],
+      [['/data/../etc'], /"\.\."/],
+      [['/data/./x'], /"\."/],
+      [['/a//b'], /"\/\/"/],
+      [['/data x'], /may hold only/],
+      [['/data,rw'], /may hold only/],
+      [['/data', '/data/'], /given twice/],
+      [Array.from({ length: 17 }, (_, i) => `/d${i}`), /more than 16/],
+    ];
+    for (const [writablePaths, why] of bad) {
+      for (const readOnlyRoot of [true, false]) {
+        assert.throws(() => containerBody(spec({ readOnlyRoot, writablePaths }), opts), (e: Error) => e instanceof ContainerSpecError && why.test(e.message), JSON.stringify(writablePaths));
+      }
+    }
+    assert.throws(() => containerBody(spec({ readOnlyRoot: undefined as unknown as boolean }), opts), /readOnlyRoot must be true or false/);
+  });
+
+  it('assertConfined, given the spec, refuses a writable root where it asked for a read-only one, and tmpfs it did not ask for', () => {
+    const asked = spec({ readOnlyRoot: true, writablePaths: ['/var/lib/data'] });
+    const good = containerBody(asked, opts);
+    assert.doesNotThrow(() => assertConfined(good, asked));
+    const edit = (f: (b: typeof good) => void): typeof good => {
+      const b = structuredClone(good);
+      f(b);
+      return b;
+    };
+    const writable = edit((b) => (b.HostConfig.ReadonlyRootfs = false));
+    assert.throws(() => assertConfined(writable, asked), /asks for a read-only root/);
+    assert.doesNotThrow(() => assertConfined(writable), 'without the spec a writable root is no breach in itself');
+    assert.throws(() => assertConfined(edit((b) => (b.HostConfig.Tmpfs!['/srv/www'] = 'rw,nosuid,nodev,size=64m')), asked), /\/srv\/www is not one of the spec's writable paths/);
+    assert.throws(() => assertConfined(edit((b) => (b.HostConfig.Tmpfs!['/var/lib/data'] = 'rw,nodev,size=64m'))), /not nosuid,nodev/);
+    assert.throws(() => assertConfined(edit((b) => (b.HostConfig.Tmpfs!['/var/lib/data'] = 'rw,nosuid,nodev'))), /no size limit/);
+    assert.throws(() => assertConfined(edit((b) => (b.HostConfig.Tmpfs!['/dev'] = 'rw,nosuid,nodev,size=1m'))), /tmpfs \/dev: must not be under \/dev/);
   });
 
   it('refuses a spec field it does not know how to confine (a mount of the Docker socket, say)', () => {

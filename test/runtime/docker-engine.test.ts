@@ -8,6 +8,7 @@ import {
   containerBody,
   containerName,
   ensureBusyboxImage,
+  kernelAppArmor,
   networkName,
 } from '../../agent/runtime';
 import { uniquePrefix } from './unique-prefix';
@@ -142,6 +143,9 @@ describe('runtime/docker-engine against the real Docker engine', function () {
       resources: { cpuMillis: 250, memoryMib: 64 },
       capabilities: [],
       haGroup: '',
+      // A read-only root; httpd's document root is where it writes.
+      readOnlyRoot: true,
+      writablePaths: ['/var/www'],
     };
     const network = networkName(hostId, spec.tenant, spec.environment);
     let id = '';
@@ -184,6 +188,38 @@ describe('runtime/docker-engine against the real Docker engine', function () {
           'podium.tenant': 'acme',
         },
       );
+    });
+
+    it('inspect shows a read-only root with bounded nosuid,nodev tmpfs on /tmp, /run and its writable path, and no AppArmor profile on a kernel without AppArmor', async () => {
+      const c = await engine.inspectContainer(id);
+      const h = c.HostConfig;
+      assert.equal(h.ReadonlyRootfs, true);
+      assert.deepEqual(h.Tmpfs, { '/tmp': 'rw,nosuid,nodev,size=64m', '/run': 'rw,nosuid,nodev,noexec,size=16m', '/var/www': 'rw,nosuid,nodev,size=64m' });
+      assert.deepEqual(h.SecurityOpt, ['no-new-privileges:true']);
+      assert.deepEqual(h.CapDrop, ['ALL']);
+      // The body asked for none (apparmorProfile null, as the agent does where the kernel cannot
+      // enforce one), so Docker reports none rather than a profile nothing enforces.
+      if (!kernelAppArmor().enabled) assert.equal(c.AppArmorProfile, '');
+    });
+
+    it('inside, the root refuses writes (read-only file system) and the writable path and scratch take them, as bounded tmpfs', async () => {
+      for (const path of ['/probe', '/etc/probe', '/var/probe']) {
+        const w = await engine.execInContainer(id, ['sh', '-c', `echo x > ${path}`]);
+        assert.notEqual(w.exitCode, 0, `writing ${path} succeeded`);
+        assert.match(w.stderr, /Read-only file system/, path);
+      }
+      for (const dir of ['/var/www', '/tmp', '/run']) {
+        const w = await engine.execInContainer(id, ['sh', '-c', `echo podium-rw > ${dir}/probe && cat ${dir}/probe && rm ${dir}/probe`]);
+        assert.equal(w.exitCode, 0, `${dir}: ${w.stderr}`);
+        assert.equal(w.stdout, 'podium-rw\n');
+      }
+      const mounts = (await engine.execInContainer(id, ['cat', '/proc/mounts'])).stdout.split('\n').map((l) => l.split(' '));
+      const root = mounts.find((m) => m[1] === '/');
+      assert.ok(root && root[3]!.split(',').includes('ro'), `/ is mounted ${root?.[3]}`);
+      const www = mounts.find((m) => m[1] === '/var/www');
+      assert.ok(www, 'no mount on /var/www');
+      assert.equal(www[2], 'tmpfs');
+      for (const flag of ['rw', 'nosuid', 'nodev', 'size=65536k']) assert.ok(www[3]!.split(',').includes(flag), `/var/www is mounted ${www[3]}, without ${flag}`);
     });
 
     it('inside, a process has NoNewPrivs 1, no effective capabilities and seccomp filtering', async () => {

@@ -36,6 +36,8 @@ describe('runtime/docker-engine: networks with their own subnets, forced removal
       resources: { cpuMillis: 50, memoryMib: 16 },
       capabilities: [],
       haGroup: '',
+      readOnlyRoot: true,
+      writablePaths: [],
     };
   }
 

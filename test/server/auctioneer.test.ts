@@ -82,7 +82,7 @@ describe('auctioneer', function () {
       tenant: 'acme',
       environment: 'prod',
       name: 'db',
-      spec: { image: 'img', command: [], replicas: 2, ha: true, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread', ports: [], capabilities: [], allowFrom: [] },
+      spec: { image: 'img', command: [], replicas: 2, ha: true, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread', ports: [], capabilities: [], allowFrom: [], readOnlyRoot: true, writablePaths: [] },
       createdAt: Date.now(),
     };
     const orchestrator = new Orchestrator(storage, new HostLiveness(), leader, { hostTtlMs: 10_000, restartBackoffMs: 1000, restartBackoffMaxMs: 1000, failureWindowMs: 60_000, now }, pino({ level: 'silent' }), () => {});

@@ -121,7 +121,7 @@ for (const dialect of DIALECTS) {
       await storage.transaction(async (u) => {
         await u.hosts.upsert({ id: 'h1', pod: 'p', provider: 'local', labels: {}, capacity: { cpuMillis: 1000, memoryMib: 1000 }, apparmor: 1, state: 'up', lastHeartbeat: now }, now);
         await u.environments.insert('acme', 'prod', now);
-        await u.services.insert({ tenant: 'acme', environment: 'prod', name: 'web', spec: { image: 'i', command: [], replicas: 1, ha: false, resources: { cpuMillis: 10, memoryMib: 6 }, placement: 'spread', ports: [], capabilities: [], allowFrom: [] }, createdAt: now });
+        await u.services.insert({ tenant: 'acme', environment: 'prod', name: 'web', spec: { image: 'i', command: [], replicas: 1, ha: false, resources: { cpuMillis: 10, memoryMib: 6 }, placement: 'spread', ports: [], capabilities: [], allowFrom: [], readOnlyRoot: true, writablePaths: [] }, createdAt: now });
         await u.instances.insert({ id: 'i1', tenant: 'acme', environment: 'prod', service: 'web', haGroup: '', resources: { cpuMillis: 10, memoryMib: 6 }, message: '', createdAt: now });
         assert.ok(await u.instances.reserve('i1', 'h1', now));
         await u.certificates.insert(cert('a1'), now);

@@ -12,7 +12,7 @@ const svc = (name: string, replicas = 2): ServiceRecord => ({
   tenant: 'acme',
   environment: 'prod',
   name,
-  spec: { image: 'img', command: [], replicas, ha: false, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread', ports: [], capabilities: [], allowFrom: [] },
+  spec: { image: 'img', command: [], replicas, ha: false, resources: { cpuMillis: 100, memoryMib: 64 }, placement: 'spread', ports: [], capabilities: [], allowFrom: [], readOnlyRoot: true, writablePaths: [] },
   createdAt: 1,
 });
 
@@ -211,6 +211,18 @@ for (const dialect of DIALECTS) {
       s = await Storage.open(db.target);
       assert.deepEqual(await s.read((r) => r.services.tenantUsage('acme')), { instances: 5, cpuMillis: 800, memoryMib: 1216 });
       assert.deepEqual(await s.read((r) => r.services.tenantUsage('globex')), { instances: 1, cpuMillis: 100, memoryMib: 64 });
+    });
+
+    it('reads a spec stored before the confinement options as read-only root with no writable paths', async () => {
+      await s.transaction((u) => u.services.insert(svc('old', 1)));
+      const old = { image: 'img', command: [], replicas: 1, ha: false, resources: { cpuMillis: 100, memoryMib: 64 } };
+      await db.sql([`UPDATE services SET spec = '${JSON.stringify(old)}' WHERE name = 'old'`]);
+      const got = (await s.read((r) => r.services.get('acme', 'prod', 'old')))!;
+      assert.equal(got.spec.readOnlyRoot, true);
+      assert.deepEqual(got.spec.writablePaths, []);
+      await db.sql([`UPDATE services SET spec = '${JSON.stringify({ ...old, readOnlyRoot: false, writablePaths: ['/data'] })}' WHERE name = 'old'`]);
+      const optedOut = (await s.read((r) => r.services.get('acme', 'prod', 'old')))!;
+      assert.deepEqual([optedOut.spec.readOnlyRoot, optedOut.spec.writablePaths], [false, ['/data']]);
     });
 
     it('fences a unit of work by the lease epoch: after a takeover the old leader commits nothing', async () => {
