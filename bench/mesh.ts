@@ -5,15 +5,14 @@
 // Measured: request/response round trips of 64 bytes on one open connection (p50, p99), a new
 // connection per request (connect, one round trip, close), and bulk throughput one way.
 // Prints one JSON object. Run: npm run bench:mesh -- [--requests 5000] [--connections 300] [--mib 256]
-import net from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { X509Certificate } from 'node:crypto';
 import pino from 'pino';
 import { authorityFromPem, createCaPem, createKeyAndCsr, signWorkloadCsr, type Authority } from '../certs';
 import { MeshDirectory } from '../agent/mesh/directory';
 import { MeshProxy } from '../agent/mesh/proxy';
 import { PortProtocol } from '../gen/podium/v1/resources';
-import { flag, machine, percentile, round1, runMain } from './sim/placements';
+import { connections, listen, roundTrips, stats, targets, throughput } from './mesh-measure';
+import { flag, machine, round1, runMain } from './sim/placements';
 
 const REQUESTS = flag('requests', 5000);
 const CONNECTIONS = flag('connections', 300);
@@ -25,74 +24,6 @@ async function workloadCert(ca: Authority, service: string) {
   return { keyPem, certPem, serial: new X509Certificate(certPem).serialNumber };
 }
 
-function listen(server: net.Server, host: string): Promise<number> {
-  return new Promise((resolve) => server.listen(0, host, () => resolve((server.address() as net.AddressInfo).port)));
-}
-
-/** Round trips of 64 bytes on one connection, in ms each. */
-async function roundTrips(port: number, host: string, n: number): Promise<number[]> {
-  const s = net.connect({ host, port, localAddress: '127.0.0.2' });
-  s.setNoDelay(true);
-  await new Promise((r) => s.once('connect', r));
-  const payload = Buffer.alloc(64, 'x');
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await new Promise<void>((resolve) => {
-      let got = 0;
-      const onData = (d: Buffer) => {
-        got += d.length;
-        if (got >= 64) {
-          s.off('data', onData);
-          resolve();
-        }
-      };
-      s.on('data', onData);
-      s.write(payload);
-    });
-    times.push(performance.now() - t0);
-  }
-  s.destroy();
-  return times;
-}
-
-/** A new connection per request: connect, one round trip, close; ms each. */
-async function connections(port: number, host: string, n: number): Promise<number[]> {
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      const s = net.connect({ host, port, localAddress: '127.0.0.2' }, () => s.write('ping'));
-      s.once('data', () => {
-        s.destroy();
-        resolve();
-      });
-      s.once('error', reject);
-    });
-    times.push(performance.now() - t0);
-  }
-  return times;
-}
-
-/** MiB/s one way into a sink that answers with the byte count when the sender ends. */
-async function throughput(port: number, host: string, mib: number): Promise<number> {
-  const chunk = Buffer.alloc(64 * 1024, 'y');
-  const s = net.connect({ host, port, localAddress: '127.0.0.2' });
-  await new Promise((r) => s.once('connect', r));
-  const t0 = performance.now();
-  const done = new Promise<void>((resolve) => s.once('data', () => resolve()));
-  for (let i = 0; i < (mib * 1024 * 1024) / chunk.length; i++) {
-    if (!s.write(chunk)) await new Promise((r) => s.once('drain', r));
-  }
-  s.end();
-  await done;
-  const seconds = (performance.now() - t0) / 1000;
-  s.destroy();
-  return mib / seconds;
-}
-
-const stats = (xs: number[]) => ({ p50: Math.round(percentile(xs, 50) * 1000) / 1000, p99: Math.round(percentile(xs, 99) * 1000) / 1000 });
-
 runMain(async () => {
   const td = 'podium.local';
   const pems = await createCaPem(td);
@@ -102,15 +33,7 @@ runMain(async () => {
     ['api-1', await workloadCert(ca, 'api')],
     ['sink-1', await workloadCert(ca, 'sink')],
   ]);
-  const echo = net.createServer((s) => {
-    s.setNoDelay(true);
-    s.on('data', (d) => s.write(d));
-  });
-  const sink = net.createServer((s) => {
-    let bytes = 0;
-    s.on('data', (d) => (bytes += d.length));
-    s.on('end', () => s.end(String(bytes)));
-  });
+  const { echo, sink } = targets();
   const apiPort = await listen(echo, '127.0.0.3');
   const sinkPort = await listen(sink, '127.0.0.3');
   const log = pino({ level: 'error' });
@@ -139,14 +62,14 @@ runMain(async () => {
   await a.openLocal('acme', 'prod', '127.0.0.1');
 
   // Warm both paths (JIT, TLS session setup code), then measure each beside the other.
-  await roundTrips(apiPort, '127.0.0.3', 200);
-  await roundTrips(apiPort, '127.0.0.1', 200);
-  const rtDirect = stats(await roundTrips(apiPort, '127.0.0.3', REQUESTS));
-  const rtProxied = stats(await roundTrips(apiPort, '127.0.0.1', REQUESTS));
-  const connDirect = stats(await connections(apiPort, '127.0.0.3', CONNECTIONS));
-  const connProxied = stats(await connections(apiPort, '127.0.0.1', CONNECTIONS));
-  const tpDirect = await throughput(sinkPort, '127.0.0.3', MIB);
-  const tpProxied = await throughput(sinkPort, '127.0.0.1', MIB);
+  await roundTrips(apiPort, '127.0.0.3', 200, '127.0.0.2');
+  await roundTrips(apiPort, '127.0.0.1', 200, '127.0.0.2');
+  const rtDirect = stats(await roundTrips(apiPort, '127.0.0.3', REQUESTS, '127.0.0.2'));
+  const rtProxied = stats(await roundTrips(apiPort, '127.0.0.1', REQUESTS, '127.0.0.2'));
+  const connDirect = stats(await connections(apiPort, '127.0.0.3', CONNECTIONS, '127.0.0.2'));
+  const connProxied = stats(await connections(apiPort, '127.0.0.1', CONNECTIONS, '127.0.0.2'));
+  const tpDirect = await throughput(sinkPort, '127.0.0.3', MIB, '127.0.0.2');
+  const tpProxied = await throughput(sinkPort, '127.0.0.1', MIB, '127.0.0.2');
 
   await a.close();
   await b.close();
