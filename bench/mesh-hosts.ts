@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { authorityFromPem, createCaPem, createKeyAndCsr, signWorkloadCsr, type Authority } from '../certs';
 import { MeshDirectory } from '../agent/mesh/directory';
-import { MeshProxy } from '../agent/mesh/proxy';
+import { MeshProxy, type LocalInstances } from '../agent/mesh/proxy';
 import { inHost, testbedDown, testbedUp } from '../cli';
 import { PortProtocol } from '../gen/podium/v1/resources';
 import { connections, listen, roundTrips, stats, targets, throughput } from './mesh-measure';
@@ -54,22 +54,17 @@ function services(apiPort: number, sinkPort: number, meshAddress: string) {
   ];
 }
 
+function proxyOf(cfg: Config, directory: MeshDirectory, local: LocalInstances): MeshProxy {
+  return new MeshProxy({ trustDomain: TD, caPem: cfg.caPem, identities: { get: (id) => cfg.ids[id] }, directory, local }, pino({ level: 'error' }));
+}
+
 /** Host 2: the target, its proxy; prints its ports and waits to be ended. */
 async function targetSide(cfg: Config): Promise<void> {
   const { echo, sink } = targets();
   const apiPort = await listen(echo, cfg.address);
   const sinkPort = await listen(sink, cfg.address);
   const directory = new MeshDirectory();
-  const proxy = new MeshProxy(
-    {
-      trustDomain: TD,
-      caPem: cfg.caPem,
-      identities: { get: (id) => cfg.ids[id] },
-      directory,
-      local: { targets: (_t, _e, svc) => [{ instanceId: `${svc}-1`, address: cfg.address }], callerAt: () => undefined },
-    },
-    pino({ level: 'error' }),
-  );
+  const proxy = proxyOf(cfg, directory, { targets: (_t, _e, svc) => [{ instanceId: `${svc}-1`, address: cfg.address }], callerAt: () => undefined });
   const meshPort = await proxy.listen(cfg.address, 0);
   directory.apply({ tenant: 'acme', environment: 'prod', version: 1, gone: false, services: services(apiPort, sinkPort, `${cfg.address}:${meshPort}`) });
   process.stdout.write(`${JSON.stringify({ apiPort, sinkPort, meshPort })}\n`);
@@ -80,16 +75,7 @@ async function targetSide(cfg: Config): Promise<void> {
 async function callerSide(cfg: Config): Promise<void> {
   const t = cfg.target!;
   const directory = new MeshDirectory();
-  const proxy = new MeshProxy(
-    {
-      trustDomain: TD,
-      caPem: cfg.caPem,
-      identities: { get: (id) => cfg.ids[id] },
-      directory,
-      local: { targets: () => [], callerAt: (_t, _e, address) => (address === cfg.address ? 'web-1' : undefined) },
-    },
-    pino({ level: 'error' }),
-  );
+  const proxy = proxyOf(cfg, directory, { targets: () => [], callerAt: (_t, _e, address) => (address === cfg.address ? 'web-1' : undefined) });
   await proxy.listen(cfg.address, 0);
   directory.apply({ tenant: 'acme', environment: 'prod', version: 1, gone: false, services: services(t.apiPort, t.sinkPort, `${t.address}:${t.meshPort}`) });
   // The caller's local endpoints on its own host address (a container's would be its network's gateway).

@@ -19,7 +19,8 @@ export function lockPath(key: string): string {
   return join(LOCK_DIR, `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.lock`);
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` exists (one of another user's counts). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -46,7 +47,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
       continue; // released between our create and our read
     }
     // A holder that died, or a file cut short by a crash between create and write: stale.
-    if (!Number.isInteger(holder) || holder <= 0 || (!alive(holder) && holder !== process.pid)) {
+    if (!Number.isInteger(holder) || holder <= 0 || (!processAlive(holder) && holder !== process.pid)) {
       try {
         unlinkSync(path);
       } catch {

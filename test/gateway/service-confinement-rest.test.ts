@@ -7,37 +7,17 @@
  */
 import { strict as assert } from 'node:assert';
 import { poll } from '../support/poll';
-import { startGatewayHarness, type GatewayHarness } from '../support/gateway-harness';
-import { PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
+import { customerRest, json, post } from '../support/gateway-harness';
 import type { ScriptedAgent } from '../support/scripted-agent';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const json = (res: Response): Promise<any> => res.json();
-const post = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 const BASE = { image: 'busybox', replicas: 1, resources: { cpuMillis: 100, memoryMib: 64 } };
 
 describe('gateway: service confinement (read-only root, writable paths) over REST', function () {
   this.timeout(30_000);
-  let h: PodApiHarness;
-  let gw: GatewayHarness;
-  let d: PodApiDriver;
-  let token: string;
+  const rest = customerRest(['prod']);
   let agent: ScriptedAgent;
-
   before(async () => {
-    h = await startPodApiHarness();
-    gw = await startGatewayHarness(h);
-    d = new PodApiDriver(h);
-    token = await gw.gateway.tokens.create('acme', 'acme-ci');
-    assert.equal((await gw.request(token, '/v1/environments', post({ name: 'prod' }))).status, 200);
-    [agent] = (await d.fleet(1)) as [ScriptedAgent];
-  });
-
-  after(async () => {
-    d.closeAgents();
-    await gw?.close();
-    await h?.close();
+    [agent] = (await rest.d.fleet(1)) as [ScriptedAgent];
   });
 
   const cases: Array<[string, string[], Array<{ field: string; description: RegExp }>]> = [
@@ -55,21 +35,21 @@ describe('gateway: service confinement (read-only root, writable paths) over RES
   cases.forEach(([what, writablePaths, expected], n) => {
     it(`refuses ${what} with a 400 naming the field, and stores nothing`, async () => {
       const name = `bad-${n}`;
-      const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name, writablePaths }));
+      const res = await rest.request('/v1/environments/prod/services', post({ ...BASE, name, writablePaths }));
       const body = await json(res);
       assert.equal(res.status, 400, JSON.stringify(body));
       const violations: Array<{ field: string; description: string }> = body.details[0].fieldViolations;
       assert.deepEqual(violations.map((v) => v.field), expected.map((e) => e.field));
       violations.forEach((v, i) => assert.match(v.description, expected[i]!.description, v.field));
-      assert.equal((await gw.request(token, `/v1/environments/prod/services/${name}`)).status, 404);
+      assert.equal((await rest.request(`/v1/environments/prod/services/${name}`)).status, 404);
     });
   });
 
   const awardOf = (service: string) => poll(`the award of ${service}`, () => agent.messages('award').find((m) => m.award.spec?.service === service)?.award);
 
   it('a service that says nothing gets a read-only root, and GET says so; the award carries it', async () => {
-    assert.equal((await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'plain' }))).status, 200);
-    const got = await json(await gw.request(token, '/v1/environments/prod/services/plain'));
+    assert.equal((await rest.request('/v1/environments/prod/services', post({ ...BASE, name: 'plain' }))).status, 200);
+    const got = await json(await rest.request('/v1/environments/prod/services/plain'));
     assert.equal(got.readOnlyRoot, true);
     assert.deepEqual(got.writablePaths, []);
     const award = await awardOf('plain');
@@ -78,12 +58,12 @@ describe('gateway: service confinement (read-only root, writable paths) over RES
   });
 
   it('stores writable paths without a trailing "/", in the order given, and carries them to the host', async () => {
-    const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'db', writablePaths: ['/var/lib/data/', '/var/log/db'] }));
+    const res = await rest.request('/v1/environments/prod/services', post({ ...BASE, name: 'db', writablePaths: ['/var/lib/data/', '/var/log/db'] }));
     assert.equal(res.status, 200, JSON.stringify(await res.clone().json()));
-    const got = await json(await gw.request(token, '/v1/environments/prod/services/db'));
+    const got = await json(await rest.request('/v1/environments/prod/services/db'));
     assert.equal(got.readOnlyRoot, true);
     assert.deepEqual(got.writablePaths, ['/var/lib/data', '/var/log/db']);
-    const listed = (await json(await gw.request(token, '/v1/environments/prod/services'))).services.find((s: { name: string }) => s.name === 'db');
+    const listed = (await json(await rest.request('/v1/environments/prod/services'))).services.find((s: { name: string }) => s.name === 'db');
     assert.deepEqual([listed.readOnlyRoot, listed.writablePaths], [true, ['/var/lib/data', '/var/log/db']]);
     const award = await awardOf('db');
     assert.equal(award.spec?.readOnlyRoot, true);
@@ -91,9 +71,9 @@ describe('gateway: service confinement (read-only root, writable paths) over RES
   });
 
   it('readOnlyRoot false is an explicit opt-out: stored, shown in GET and carried in the award', async () => {
-    const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'legacy', readOnlyRoot: false }));
+    const res = await rest.request('/v1/environments/prod/services', post({ ...BASE, name: 'legacy', readOnlyRoot: false }));
     assert.equal(res.status, 200, JSON.stringify(await res.clone().json()));
-    const got = await json(await gw.request(token, '/v1/environments/prod/services/legacy'));
+    const got = await json(await rest.request('/v1/environments/prod/services/legacy'));
     assert.equal(got.readOnlyRoot, false);
     assert.equal((await awardOf('legacy')).spec?.readOnlyRoot, false);
   });

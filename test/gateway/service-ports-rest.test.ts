@@ -7,35 +7,13 @@
  */
 import { strict as assert } from 'node:assert';
 import { poll } from '../support/poll';
-import { startGatewayHarness, type GatewayHarness } from '../support/gateway-harness';
-import { PodApiDriver, startPodApiHarness, type PodApiHarness } from '../support/pod-api-harness';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const json = (res: Response): Promise<any> => res.json();
-const post = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+import { customerRest, json, post } from '../support/gateway-harness';
 
 const BASE = { image: 'busybox', replicas: 1, resources: { cpuMillis: 100, memoryMib: 64 } };
 
 describe('gateway: service ports and capabilities over REST', function () {
   this.timeout(30_000);
-  let h: PodApiHarness;
-  let gw: GatewayHarness;
-  let d: PodApiDriver;
-  let token: string;
-
-  before(async () => {
-    h = await startPodApiHarness();
-    gw = await startGatewayHarness(h);
-    d = new PodApiDriver(h);
-    token = await gw.gateway.tokens.create('acme', 'acme-ci');
-    for (const name of ['prod', 'staging']) assert.equal((await gw.request(token, '/v1/environments', post({ name }))).status, 200);
-  });
-
-  after(async () => {
-    d.closeAgents();
-    await gw?.close();
-    await h?.close();
-  });
+  const rest = customerRest(['prod', 'staging']);
 
   const cases: Array<[string, unknown, Array<{ field: string; description: RegExp }>]> = [
     ['port 0', { ports: [{ name: 'http', port: 0 }] }, [{ field: 'ports[0].port', description: /from 1 to 65535/ }]],
@@ -76,20 +54,19 @@ describe('gateway: service ports and capabilities over REST', function () {
   cases.forEach(([what, extra, expected], n) => {
     it(`refuses ${what} with a 400 naming the field, and stores nothing`, async () => {
       const name = `bad-${n}`;
-      const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name, ...(extra as object) }));
+      const res = await rest.request('/v1/environments/prod/services', post({ ...BASE, name, ...(extra as object) }));
       const body = await json(res);
       assert.equal(res.status, 400, JSON.stringify(body));
       const violations: Array<{ field: string; description: string }> = body.details[0].fieldViolations;
       assert.deepEqual(violations.map((v) => v.field), expected.map((e) => e.field));
       violations.forEach((v, i) => assert.match(v.description, expected[i]!.description, v.field));
-      assert.equal((await gw.request(token, `/v1/environments/prod/services/${name}`)).status, 404);
+      assert.equal((await rest.request(`/v1/environments/prod/services/${name}`)).status, 404);
     });
   });
 
   it('stores good ports and capabilities and shows them in GET as stored; the award carries the capabilities', async () => {
-    const [agent] = await d.fleet(1);
-    const res = await gw.request(
-      token,
+    const [agent] = await rest.d.fleet(1);
+    const res = await rest.request(
       '/v1/environments/prod/services',
       post({
         ...BASE,
@@ -99,7 +76,7 @@ describe('gateway: service ports and capabilities over REST', function () {
       }),
     );
     assert.equal(res.status, 200, JSON.stringify(await res.clone().json()));
-    const got = await json(await gw.request(token, '/v1/environments/prod/services/web'));
+    const got = await json(await rest.request('/v1/environments/prod/services/web'));
     assert.deepEqual(got.ports, [
       { name: 'http', port: 80, protocol: 'PORT_PROTOCOL_HTTP' },
       { name: 'admin', port: 9090, protocol: 'PORT_PROTOCOL_TCP' },
@@ -112,13 +89,13 @@ describe('gateway: service ports and capabilities over REST', function () {
 
   it('refuses a second service on a port of its environment, naming the owner; another environment may use it', async () => {
     const api = { ...BASE, name: 'api', ports: [{ name: 'http', port: 7000 }], allow: [{ environment: 'staging' }] };
-    assert.equal((await gw.request(token, '/v1/environments/prod/services', post(api))).status, 200);
-    const res = await gw.request(token, '/v1/environments/prod/services', post({ ...BASE, name: 'worker', ports: [{ name: 'alt', port: 7001 }, { name: 'http', port: 7000 }] }));
+    assert.equal((await rest.request('/v1/environments/prod/services', post(api))).status, 200);
+    const res = await rest.request('/v1/environments/prod/services', post({ ...BASE, name: 'worker', ports: [{ name: 'alt', port: 7001 }, { name: 'http', port: 7000 }] }));
     const body = await json(res);
     assert.equal(res.status, 400, JSON.stringify(body));
     assert.deepEqual(body.details[0].fieldViolations, [{ field: 'ports[1].port', description: '7000 is already service "api"\'s in this environment: each port of an environment belongs to one service' }]);
-    assert.equal((await gw.request(token, '/v1/environments/prod/services/worker')).status, 404);
-    assert.equal((await gw.request(token, '/v1/environments/staging/services', post({ ...BASE, name: 'worker', ports: [{ name: 'http', port: 7000 }] }))).status, 200);
-    assert.deepEqual((await json(await gw.request(token, '/v1/environments/prod/services/api'))).allow, [{ environment: 'staging' }]);
+    assert.equal((await rest.request('/v1/environments/prod/services/worker')).status, 404);
+    assert.equal((await rest.request('/v1/environments/staging/services', post({ ...BASE, name: 'worker', ports: [{ name: 'http', port: 7000 }] }))).status, 200);
+    assert.deepEqual((await json(await rest.request('/v1/environments/prod/services/api'))).allow, [{ environment: 'staging' }]);
   });
 });

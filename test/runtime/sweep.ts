@@ -1,5 +1,6 @@
 import Modem from 'docker-modem';
 import type { DockerEngine } from '../../agent/runtime';
+import { processAlive as alive } from '../../agent/runtime/file-lock';
 
 /**
  * Removes what runtime tests of a process that no longer exists left on the engine (a run killed
@@ -28,11 +29,3 @@ export async function sweepStaleTestResources(engine: DockerEngine, socketPath: 
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { startGateway, type Gateway } from '../../gateway';
-import type { PodApiHarness } from './pod-api-harness';
+import { PodApiDriver, startPodApiHarness, type PodApiHarness } from './pod-api-harness';
 
 export interface GatewayHarness {
   readonly gateway: Gateway;
@@ -93,4 +93,51 @@ export async function readNdjsonResults<T>(res: Response, enough: (results: read
   } finally {
     await reader.cancel().catch(() => undefined);
   }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const json = (res: Response): Promise<any> => res.json();
+export const post = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+export interface CustomerRest {
+  readonly h: PodApiHarness;
+  readonly gw: GatewayHarness;
+  readonly d: PodApiDriver;
+  /** A request to the gateway with tenant acme's customer token. */
+  request(path: string, init?: RequestInit): Promise<Response>;
+}
+
+/**
+ * For a suite (registers mocha's before and after): a Pod API, the gateway in front of it, a
+ * customer token of tenant acme and its `environments`, made through REST.
+ */
+export function customerRest(environments: readonly string[]): CustomerRest {
+  const s = {} as { h: PodApiHarness; gw: GatewayHarness; d: PodApiDriver; token: string };
+  before(async () => {
+    s.h = await startPodApiHarness();
+    s.gw = await startGatewayHarness(s.h);
+    s.d = new PodApiDriver(s.h);
+    s.token = await s.gw.gateway.tokens.create('acme', 'acme-ci');
+    for (const name of environments) {
+      const res = await s.gw.request(s.token, '/v1/environments', post({ name }));
+      if (res.status !== 200) throw new Error(`creating environment ${name}: ${res.status} ${await res.text()}`);
+    }
+  });
+  after(async () => {
+    s.d?.closeAgents();
+    await s.gw?.close();
+    await s.h?.close();
+  });
+  return {
+    get h() {
+      return s.h;
+    },
+    get gw() {
+      return s.gw;
+    },
+    get d() {
+      return s.d;
+    },
+    request: (path, init) => s.gw.request(s.token, path, init),
+  };
 }
