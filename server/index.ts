@@ -26,6 +26,7 @@ import { PodApiService } from '../gen/podium/v1/pod_api';
 import { issueKeyPair, loadOrCreateKeyFile, spiffeIdFor, type Authority } from '../certs';
 import { SessionAdmission } from './admission';
 import { WorkloadCertificates } from './workload-certificates';
+import { ENDPOINT_CERT_LIFETIME_SECONDS, EndpointRenewal } from './published-endpoints';
 import { RevokedHosts } from './revoked-hosts';
 import { ServiceRegistry } from './service-registry';
 import { AgentSessions } from './agent-sessions';
@@ -109,6 +110,10 @@ export interface ServerConfig {
   workloadCertLifetimeSeconds: number;
   /** Published endpoints' names with a certificate of the Pod API's CA end in `<tenant>.<publicDomain>`. */
   publicDomain: string;
+  /** Certificates of the Pod API's CA for published endpoints live this long; renewed with a third left. */
+  endpointCertLifetimeSeconds: number;
+  /** How often the leader looks for endpoint certificates to renew. */
+  endpointRenewCheckMs: number;
   /** How often the revocation revision is read, so that other processes' revocations take effect. */
   revocationPollMs: number;
   /** Pending lots that no host could take are auctioned again this often. */
@@ -146,6 +151,8 @@ export const SERVER_DEFAULTS = {
   certLifetimeSeconds: 24 * 3600,
   workloadCertLifetimeSeconds: 3600,
   publicDomain: 'podium.test',
+  endpointCertLifetimeSeconds: ENDPOINT_CERT_LIFETIME_SECONDS,
+  endpointRenewCheckMs: 60_000,
   revocationPollMs: 250,
   pendingRetryMs: 3_000,
   restartBackoffMs: 2_000,
@@ -326,7 +333,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       kickAuction: () => auctioneer.kick(),
       fleetChanged: () => auctioneer.fleetChanged(),
       defaultQuota: config.defaultQuota,
-      endpoints: { ca, sealingKey, publicDomain: config.publicDomain },
+      endpoints: { ca, sealingKey, publicDomain: config.publicDomain, lifetimeSeconds: config.endpointCertLifetimeSeconds },
       log: log.child({ module: 'pod-api' }),
     }),
   );
@@ -431,6 +438,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // Lots parked for a reason only agents know (an image being pulled, no answer) are tried again
   // after pendingRetryMs; those no host could take wait for the fleet to change (LotParking).
   const retry = setInterval(() => leader.epoch !== null && auctioneer.kick(), config.pendingRetryMs);
+  const endpointRenewal = new EndpointRenewal(storage, leader, { ca, sealingKey, lifetimeSeconds: config.endpointCertLifetimeSeconds }, log.child({ module: 'endpoints' }));
+  const renewals = setInterval(() => {
+    endpointRenewal.tick(now()).catch((err: Error) => log.warn({ err: err.message }, 'endpoint certificate renewal failed; tried again'));
+  }, config.endpointRenewCheckMs);
   leadership = new Leadership(
     storage,
     { holder: processName, address: `${config.advertise[0] ?? config.host}:${port}`, leaseMs: config.leaseMs, renewMs: config.leaseRenewMs, pollMs: Math.max(100, config.leaseRenewMs / 2) },
@@ -472,6 +483,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     close: async () => {
       clearInterval(timer);
       clearInterval(retry);
+      clearInterval(renewals);
       clearInterval(rotation);
       await leadership!.stop();
       revocations.stop();

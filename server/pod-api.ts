@@ -58,7 +58,7 @@ export interface PodApiDeps {
   /** The quota of a tenant that has none of its own. */
   defaultQuota: QuotaLimits;
   /** Published endpoints: the CA that signs their certificates, the key that seals their keys. */
-  endpoints: { ca: Authority; sealingKey: Buffer; publicDomain: string };
+  endpoints: { ca: Authority; sealingKey: Buffer; publicDomain: string; lifetimeSeconds: number };
   log: Logger;
 }
 

@@ -14,10 +14,12 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { createKeyAndCsr, openSealedSecret, sealSecret, signEndpointCsr, type Authority } from '../certs';
 import type { PublishedEndpoint } from '../gen/podium/v1/agent';
 import type { Expose } from '../gen/podium/v1/resources';
+import type { Logger } from 'pino';
 import { assertNoViolations, type FieldViolation } from './errors';
-import type { ExposeSpec, PortSpec } from './storage';
+import { fenced, type LeaderEpoch } from './leader-fence';
+import type { ExposeSpec, PortSpec, Storage } from './storage';
 
-/** Certificates the Pod API's CA makes for endpoints live this long. */
+/** Certificates the Pod API's CA makes for endpoints live this long by default. */
 export const ENDPOINT_CERT_LIFETIME_SECONDS = 90 * 24 * 3600;
 
 const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -41,6 +43,8 @@ export interface ExposeContext {
   publicDomain: string;
   ca: Authority;
   sealingKey: Buffer;
+  /** Lifetime of the certificates the CA makes (ENDPOINT_CERT_LIFETIME_SECONDS). */
+  lifetimeSeconds: number;
   now: number;
 }
 
@@ -76,9 +80,7 @@ export async function prepareExpose(input: ExposeInput, ctx: ExposeContext): Pro
     if (!LABEL.test(ctx.tenant)) violations.push({ field: 'expose.certificatePem', description: `is required: the tenant's name is not a DNS label, so the platform's CA signs no name for it` });
     else if (!hostname.endsWith(`.${zone}`) || !DNS_NAME.test(hostname)) violations.push({ field: 'expose.hostname', description: `must end in ".${zone}" for a certificate of the platform's CA (or upload a certificate for it)` });
     assertNoViolations(violations);
-    const { keyPem, csrPem } = await createKeyAndCsr(hostname);
-    const certificatePem = await signEndpointCsr(ctx.ca, csrPem, hostname, ENDPOINT_CERT_LIFETIME_SECONDS);
-    return { port: input.port, hostname, certificatePem, keySealed: seal(keyPem), source: 'platform-ca', notAfter: Date.parse(new X509Certificate(certificatePem).validTo) };
+    return { port: input.port, ...(await issueEndpointCertificate(hostname, ctx)) };
   }
   let cert: X509Certificate | undefined;
   try {
@@ -99,6 +101,53 @@ export async function prepareExpose(input: ExposeInput, ctx: ExposeContext): Pro
   }
   assertNoViolations(violations);
   return { port: input.port, hostname, certificatePem: input.certificatePem, keySealed: seal(input.privateKeyPem), source: 'uploaded', notAfter: Date.parse(cert!.validTo) };
+}
+
+/** A new key and a certificate of the Pod API's CA for `hostname`, the key sealed. */
+async function issueEndpointCertificate(hostname: string, ctx: Pick<ExposeContext, 'ca' | 'sealingKey' | 'lifetimeSeconds'>): Promise<Omit<ExposeSpec, 'port'>> {
+  const { keyPem, csrPem } = await createKeyAndCsr(hostname);
+  const certificatePem = await signEndpointCsr(ctx.ca, csrPem, hostname, ctx.lifetimeSeconds);
+  const keySealed = sealSecret(keyPem, ctx.sealingKey, sealPurpose(hostname));
+  return { hostname, certificatePem, keySealed, source: 'platform-ca', notAfter: Date.parse(new X509Certificate(certificatePem).validTo) };
+}
+
+/**
+ * Renews the CA's endpoint certificates before they lapse: the leader checks every `checkMs`, and
+ * a certificate with less than a third of its lifetime left gets a new key and certificate,
+ * stored and announced (`service.certificate-renewed`), which pushes the environment's registry
+ * again, so the hosts serve the new one. An uploaded certificate is the customer's to replace.
+ */
+export class EndpointRenewal {
+  constructor(
+    private readonly storage: Storage,
+    private readonly leader: LeaderEpoch,
+    private readonly ctx: Pick<ExposeContext, 'ca' | 'sealingKey' | 'lifetimeSeconds'>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Renews what is due; resolves with how many were renewed. */
+  async tick(now: number): Promise<number> {
+    if (this.leader.epoch === null) return 0;
+    const due = (await this.storage.read((r) => r.services.listPublished())).filter(
+      (s) => s.spec.expose?.source === 'platform-ca' && s.spec.expose.notAfter - now < (this.ctx.lifetimeSeconds * 1000) / 3,
+    );
+    let renewed = 0;
+    for (const svc of due) {
+      const old = svc.spec.expose!;
+      const next = { port: old.port, ...(await issueEndpointCertificate(old.hostname, this.ctx)) };
+      const done = await this.storage.transaction(async (u) => {
+        await fenced(u, this.leader);
+        if (!(await u.services.updateExpose(svc.tenant, svc.environment, svc.name, next))) return false;
+        u.emit({ tenant: svc.tenant, type: 'service.certificate-renewed', environment: svc.environment, service: svc.name, message: `${old.hostname}, until ${new Date(next.notAfter).toISOString()}`, time: now });
+        return true;
+      });
+      if (done) {
+        renewed++;
+        this.log.info({ tenant: svc.tenant, environment: svc.environment, service: svc.name, hostname: old.hostname, notAfter: new Date(next.notAfter).toISOString() }, 'endpoint certificate renewed');
+      }
+    }
+    return renewed;
+  }
 }
 
 /** What GET shows: never the key, nor the certificate (only where it came from and its expiry). */

@@ -1,4 +1,4 @@
-import type { QuotaLimits, ServiceRecord, ServiceSpec } from './records';
+import type { ExposeSpec, QuotaLimits, ServiceRecord, ServiceSpec } from './records';
 import type { Sql } from './sql';
 
 interface ServiceRow {
@@ -66,6 +66,25 @@ export class ServiceRepository {
       [tenant, environment],
     );
     return rows.map(fromRow);
+  }
+
+  /** Every service with a published endpoint, of every tenant. */
+  async listPublished(): Promise<ServiceRecord[]> {
+    const rows = await this.sql.all<ServiceRow>(
+      `SELECT s.tenant, s.environment, s.name, s.spec, s.created_at FROM services s
+       JOIN published_hostnames p ON p.tenant = s.tenant AND p.environment = s.environment AND p.service = s.name
+       ORDER BY s.tenant, s.environment, s.name`,
+    );
+    return rows.map(fromRow);
+  }
+
+  /** Replaces the published endpoint of a stored service (its certificate renewed); false when absent. */
+  async updateExpose(tenant: string, environment: string, name: string, expose: ExposeSpec): Promise<boolean> {
+    const row = await this.sql.get<ServiceRow>(`SELECT ${COLUMNS} FROM services WHERE tenant = $1 AND environment = $2 AND name = $3`, [tenant, environment, name]);
+    if (!row) return false;
+    const spec = { ...fromRow(row).spec, expose };
+    await this.sql.run(`UPDATE services SET spec = $4 WHERE tenant = $1 AND environment = $2 AND name = $3`, [tenant, environment, name, JSON.stringify(spec)]);
+    return true;
   }
 
   /** Every service of the tenant, of all its environments. */

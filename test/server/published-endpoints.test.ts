@@ -129,4 +129,35 @@ describe('published endpoints', function () {
     assert.equal(imported.environment, 'prod');
     assert.equal(imported.published, undefined);
   });
+
+  describe('renewal', () => {
+    let hr: PodApiHarness;
+    let dr: PodApiDriver;
+    before(async () => {
+      // Certificates of 6 s, renewed with a third left: within 4 s of issue.
+      hr = await startPodApiHarness({ publicDomain: 'example', endpointCertLifetimeSeconds: 6, endpointRenewCheckMs: 200 });
+      dr = new PodApiDriver(hr);
+      await dr.createEnvironment('acme', 'prod');
+    });
+    after(async () => {
+      dr.closeAgents();
+      await hr.close();
+    });
+
+    it('renews the CA\'s certificate with a new key before it lapses, and sends it to the hosts that run the service', async () => {
+      const [agent] = await dr.fleet(1, { meshAddress: '10.99.0.9:7946' });
+      await dr.createService('acme', 'prod', { name: 'web', ports: http, expose: { port: 8080, hostname: '', certificatePem: '', privateKeyPem: '', certificateSource: '', certificateExpireTime: undefined } });
+      await dr.running('acme', 'prod', 'web', 1);
+      const sent = () => agent!.messages('registry').map((m) => m.registry.services.find((x) => x.name === 'web')?.published).filter((p) => p !== undefined);
+      const first = await poll('the first certificate', () => sent()[0], 2_000, 10);
+      const renewed = await poll('a renewed certificate', () => sent().find((p) => p.certificatePem !== first.certificatePem), 8_000, 20);
+      const seenAt = Date.now();
+      const [a, b] = [new X509Certificate(first.certificatePem), new X509Certificate(renewed.certificatePem)];
+      assert.ok(Date.parse(b.validTo) > Date.parse(a.validTo), 'lives longer');
+      assert.ok(seenAt < Date.parse(a.validTo), `the host had the new one ${Date.parse(a.validTo) - seenAt} ms before the old one lapsed`);
+      assert.notEqual(renewed.privateKeyPem, first.privateKeyPem, 'with a new key');
+      assert.ok(b.checkPrivateKey(createPrivateKey(renewed.privateKeyPem)));
+      assert.ok((await dr.getService('acme', 'prod', 'web')).expose!.certificateExpireTime!.getTime() >= Date.parse(b.validTo), 'GET shows the renewed expiry');
+    });
+  });
 });
