@@ -50,7 +50,17 @@ describe('200 environments on one real agent', function () {
       });
       await call(h.operator, 'createService', { environment: env, service }, as('acme'));
     }
-    await poll(`${ENVIRONMENTS} running`, async () => ((await h.server.storage.read((r) => r.instances.countByState())).running ?? 0) === ENVIRONMENTS, 600_000, 500);
+    let counts: Record<string, number> = {};
+    try {
+      await poll(`${ENVIRONMENTS} running`, async () => {
+        counts = await h.server.storage.read((r) => r.instances.countByState());
+        return (counts.running ?? 0) === ENVIRONMENTS;
+      }, 600_000, 500);
+    } catch (err) {
+      // Say where it stood: how many in each state, and the last failures' reasons.
+      const failures = (await h.server.storage.read((r) => r.events.list(null, '', 0, 100_000))).filter((e) => e.type === 'instance.failed').slice(-5);
+      throw new Error(`${(err as Error).message}: instances by state ${JSON.stringify(counts)}, networks ${(await fleet.networks()).length}; last failures ${JSON.stringify(failures.map((e) => e.message))}`);
+    }
     const placedMs = Date.now() - started;
 
     const containers = await fleet.containers();

@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { issueKeyPair, loadOrCreateAuthority, spiffeIdFor } from '../../certs';
-import { TokenStore } from '../../gateway';
 import { Cluster } from '../support/cluster';
 import { poll } from '../support/poll';
 
@@ -237,9 +236,7 @@ describe('Podium end to end (three agents on three separate hosts of the test be
   });
 
   it("scopes every call to the caller's tenant: another tenant's service is NOT_FOUND", async () => {
-    const tokens = await TokenStore.open(join(c.dir, 'gateway', 'tokens.db'));
-    const other = await tokens.create('globex', 'e2e-globex');
-    await tokens.close();
+    const other = c.globexToken;
     const as = (method: string, path: string, body?: unknown) =>
       fetch(`${c.gatewayUrl}${path}`, { method, headers: { authorization: `Bearer ${other}` }, body: body === undefined ? undefined : JSON.stringify(body) });
     assert.equal((await as('GET', '/v1/environments/prod/services/web')).status, 404);
